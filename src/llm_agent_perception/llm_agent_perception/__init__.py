@@ -1,0 +1,1 @@
+"""Compressed sensor topics readable by ROS image_transport plugins."""

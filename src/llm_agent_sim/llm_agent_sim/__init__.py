@@ -1,0 +1,1 @@
+"""A small built-in 2D world (walls."""
