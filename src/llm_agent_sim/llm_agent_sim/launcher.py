@@ -1,0 +1,113 @@
+"""Run graph nodes as child processes: start, watch, forward Ctrl-C/SIGTERM, stop them all.
+
+No rclpy here: a node that dies is reported with its exit code and brings the graph down (no
+silent restart), so a supervisor above (systemd, docker restart policy) sees the failure.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .graph import NodeEntry, ros_args
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Child:
+    """One running node process."""
+
+    entry: NodeEntry
+    process: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+
+
+def node_command(entry: NodeEntry, config_dir: str, namespace: str, use_sim_time: bool,
+                 extra: Sequence[str] = ()) -> List[str]:
+    """`python -m <module> --ros-args ...` with this interpreter (the venv's)."""
+    return [sys.executable, '-m', entry.module] + ros_args(
+        entry, config_dir, namespace=namespace, use_sim_time=use_sim_time, extra=extra)
+
+
+class Launcher:
+    """Start a set of nodes, one process each, and stop every one of them on the way out."""
+
+    def __init__(self, log: Log = print, stop_timeout_s: float = 10.0):
+        self.children: List[Child] = []
+        self.log = log
+        self.stop_timeout_s = stop_timeout_s
+        self._stopping = False
+
+    def start(self, entries: Sequence[NodeEntry], config_dir: str, namespace: str = '',
+              use_sim_time: bool = False, extra_args: Optional[Dict[str, List[str]]] = None,
+              env: Optional[Dict[str, str]] = None) -> None:
+        extra_args = extra_args or {}
+        for entry in entries:
+            cmd = node_command(entry, config_dir, namespace, use_sim_time,
+                               extra_args.get(entry.name, []))
+            # Own session: a terminal's Ctrl-C reaches us once and we stop children in order.
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+            self.children.append(Child(entry, proc))
+            self.log(f'[llm-agent] started {entry.name} (pid {proc.pid})')
+
+    def poll_dead(self) -> Optional[Child]:
+        """Return the first child that has exited, if any."""
+        for child in self.children:
+            if child.process.poll() is not None:
+                return child
+        return None
+
+    def wait(self, duration_s: Optional[float] = None, interval_s: float = 0.2) -> int:
+        """Watch the children until one dies, `duration_s` passes, or a signal stops us.
+
+        Returns 0 when stopped by time or signal, else the dead node's exit code (or 1).
+        """
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not self._stopping:
+            dead = self.poll_dead()
+            if dead is not None:
+                code = dead.process.returncode
+                self.log(f'[llm-agent] node {dead.entry.name} exited with code {code}; '
+                         'stopping the graph (no restart)')
+                return code if code not in (0, None) else 1
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
+            time.sleep(interval_s)
+        return 0
+
+    def request_stop(self, signum: int = signal.SIGINT, _frame=None) -> None:
+        """Signal handler: make wait() return; stop() then brings the children down."""
+        self._stopping = True
+
+    def stop(self) -> None:
+        """SIGINT every child, then SIGTERM, then SIGKILL those that outlive the timeout."""
+        live = [c for c in self.children if c.process.poll() is None]
+        for sig, grace in ((signal.SIGINT, self.stop_timeout_s), (signal.SIGTERM, 3.0),
+                           (signal.SIGKILL, 3.0)):
+            for child in live:
+                _signal_group(child.process, sig)
+            deadline = time.monotonic() + grace
+            while live and time.monotonic() < deadline:
+                live = [c for c in live if c.process.poll() is None]
+                time.sleep(0.05)
+            if not live:
+                break
+            self.log(f'[llm-agent] {", ".join(c.entry.name for c in live)} still running '
+                     f'after {signal.Signals(sig).name}')
+        for child in self.children:
+            code = child.process.wait()
+            if code not in (0, -signal.SIGINT, -signal.SIGTERM):
+                self.log(f'[llm-agent] {child.entry.name} exited with code {code}')
+        self.log(f'[llm-agent] stopped {len(self.children)} node(s)')
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
