@@ -97,7 +97,9 @@ def ros_args(entry: NodeEntry, config_dir: str, namespace: str = '', use_sim_tim
         args += ['-r', f'__ns:={normalise_namespace(namespace)}']
     for path in entry.param_files(config_dir):
         args += ['--params-file', path]
-    args += ['-p', f'use_sim_time:={"true" if use_sim_time else "false"}']
+    # The world is the clock's source: it never follows /clock itself.
+    follow_clock = use_sim_time and entry.group != 'sim'
+    args += ['-p', f'use_sim_time:={"true" if follow_clock else "false"}']
     return args + list(extra)
 
 
