@@ -4,14 +4,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-
-import psutil
-import pytest
-import yaml
-from rclpy.executors import SingleThreadedExecutor
 
 from llm_agent_sim.graph import default_config_dir, load_graph, select
+import psutil
+import pytest
+from rclpy.executors import SingleThreadedExecutor
+import yaml
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')
 
