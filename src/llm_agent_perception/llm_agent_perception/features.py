@@ -1,0 +1,149 @@
+"""The Observation's named features, computed from plain numbers and arrays (no rclpy).
+
+The brain imports FEATURE_NAMES from here. Every value is a finite float; when no goal is known
+goal_distance is NO_GOAL_DISTANCE (-1) and goal_bearing 0; when no target is seen,
+target_visible, target_bearing and target_size are 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+SECTOR_NAMES = ('front_range', 'front_left_range', 'left_range', 'rear_range', 'right_range',
+                'front_right_range')  # sector k is centred on k * 60 degrees (left positive)
+FEATURE_NAMES = ('front_range', 'front_left_range', 'front_right_range', 'left_range',
+                 'right_range', 'rear_range', 'goal_distance', 'goal_bearing',
+                 'target_visible', 'target_bearing', 'target_size', 'speed', 'yaw_rate')
+NO_GOAL_DISTANCE = -1.0
+SECTOR_WIDTH = math.pi / 3.0
+
+# OpenCV HSV hue is 0..179 (degrees / 2). Red wraps around 0.
+TARGET_HUES: Dict[str, Tuple[Tuple[int, int], ...]] = {
+    'red': ((0, 10), (170, 179)),
+    'yellow': ((20, 35),),
+    'green': ((40, 85),),
+    'blue': ((100, 130),),
+}
+
+
+def wrap_angle(a: float) -> float:
+    """Wrap an angle to [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: float,
+                  range_min: float, range_max: float) -> Dict[str, float]:
+    """Nearest valid range in each of six 60-degree sectors; range_max where nothing is seen."""
+    r = np.asarray(ranges, dtype=np.float64)
+    out = {name: float(range_max) for name in SECTOR_NAMES}
+    if r.size == 0:
+        return out
+    angles = angle_min + angle_increment * np.arange(r.size)
+    wrapped = (angles + math.pi) % (2.0 * math.pi) - math.pi
+    sector = np.rint(wrapped / SECTOR_WIDTH).astype(int) % 6
+    valid = np.isfinite(r) & (r >= range_min) & (r <= range_max)
+    for k, name in enumerate(SECTOR_NAMES):
+        sel = valid & (sector == k)
+        if np.any(sel):
+            out[name] = float(np.min(r[sel]))
+    return out
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Return the yaw (rotation about z) of a quaternion."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def goal_features(robot_x: float, robot_y: float, robot_yaw: float,
+                  goal: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+    """Return (distance, bearing left-positive) to the goal, or (NO_GOAL_DISTANCE, 0)."""
+    if goal is None:
+        return NO_GOAL_DISTANCE, 0.0
+    dx, dy = goal[0] - robot_x, goal[1] - robot_y
+    return math.hypot(dx, dy), wrap_angle(math.atan2(dy, dx) - robot_yaw)
+
+
+@dataclass
+class Target:
+    """The largest blob of the target colour: centroid column (pixels) and size fraction."""
+
+    visible: bool
+    u: float = 0.0
+    size: float = 0.0
+
+
+def detect_target(bgr: np.ndarray, color: str = 'red', min_saturation: int = 100,
+                  min_value: int = 60, min_size: float = 0.0005) -> Target:
+    """Find the largest blob of the colour in HSV; sizes are fractions of the image."""
+    if color not in TARGET_HUES:
+        raise ValueError(f'unknown colour {color!r}, expected one of {sorted(TARGET_HUES)}')
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    mask = np.zeros(hsv.shape[:2], dtype=np.uint8)
+    for lo, hi in TARGET_HUES[color]:
+        mask |= cv2.inRange(hsv, (lo, min_saturation, min_value), (hi, 255, 255))
+    count, _labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return Target(False)
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    size = float(stats[best, cv2.CC_STAT_AREA]) / float(mask.size)
+    if size < min_size:
+        return Target(False)
+    return Target(True, float(centroids[best][0]), size)
+
+
+def pixel_bearing(u: float, width: int, k: Optional[Sequence[float]] = None,
+                  k_width: int = 0, hfov_rad: float = math.radians(60.0)) -> float:
+    """Bearing of image column u, positive to the left: from K (fx, cx) if given, else the hfov."""
+    if k is not None and len(k) >= 3 and k[0] > 0:
+        scale = width / k_width if k_width > 0 else 1.0
+        fx, cx = k[0] * scale, k[2] * scale
+    else:
+        fx = (width / 2.0) / math.tan(hfov_rad / 2.0)
+        cx = width / 2.0
+    return math.atan2(cx - u, fx)
+
+
+def feature_vector(sectors: Dict[str, float], goal: Tuple[float, float],
+                   target: Tuple[float, float, float], speed: float, yaw_rate: float,
+                   clear_range: float) -> List[float]:
+    """Values in FEATURE_NAMES order; any non-finite input becomes its 'nothing known' value."""
+    raw = dict(sectors)
+    raw['goal_distance'], raw['goal_bearing'] = goal
+    raw['target_visible'], raw['target_bearing'], raw['target_size'] = target
+    raw['speed'], raw['yaw_rate'] = speed, yaw_rate
+    fallback = {name: clear_range for name in SECTOR_NAMES}
+    fallback['goal_distance'] = NO_GOAL_DISTANCE
+    out = []
+    for name in FEATURE_NAMES:
+        v = float(raw.get(name, fallback.get(name, 0.0)))
+        if not math.isfinite(v):
+            v = float(fallback.get(name, 0.0))
+        out.append(v)
+    return out
+
+
+def summary(names: Sequence[str], values: Sequence[float], color: str = 'red') -> str:
+    """One line of plain English for the LLM."""
+    f = dict(zip(names, values))
+
+    def side(a: float) -> str:
+        return f'{abs(math.degrees(a)):.0f} deg {"left" if a >= 0 else "right"}'
+
+    parts = [f"obstacles: front {f['front_range']:.2f} m, front-left {f['front_left_range']:.2f} m, "
+             f"front-right {f['front_right_range']:.2f} m, left {f['left_range']:.2f} m, "
+             f"right {f['right_range']:.2f} m, rear {f['rear_range']:.2f} m"]
+    if f['goal_distance'] >= 0:
+        parts.append(f"goal {f['goal_distance']:.2f} m away, {side(f['goal_bearing'])}")
+    else:
+        parts.append('no goal known')
+    if f['target_visible'] >= 0.5:
+        parts.append(f"{color} target visible {side(f['target_bearing'])}, "
+                     f"{100.0 * f['target_size']:.1f}% of the image")
+    else:
+        parts.append(f'no {color} target in view')
+    parts.append(f"speed {f['speed']:.2f} m/s, turning {f['yaw_rate']:.2f} rad/s")
+    return '; '.join(parts) + '.'
