@@ -1,0 +1,353 @@
+"""ROS 2 node `skill_server`: the `agent/execute_skill` action server around the pure executive.
+
+Goals are validated at goal time (rejections logged, counted and published as JSON on
+`agent/skill_rejections`), run on their resources in parallel threads of a MultiThreadedExecutor,
+stepped at `control_rate_hz` by one control timer through the safety guard, and report feedback
+at `feedback_rate_hz`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from llm_agent_interfaces.action import ExecuteSkill
+from llm_agent_interfaces.msg import Observation
+from llm_agent_interfaces.srv import ApproveSkill
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import String
+
+from .approval import APPROVED, REFUSED, ApprovalBook
+from .catalog import load_catalog
+from .executive import CANCELED, FAILED, Executive, GoalRun, elapsed
+from .guard import SafetyGuard, Watchdog
+from .skill_api import Pose2D, SkillConfig, yaw_from_quaternion
+from .stats import ServerStats
+
+# name: (default, description, (min, max) or None)
+PARAMETERS: Dict[str, Any] = {
+    'catalog_path': ('', 'skills.yaml to load; empty = share/llm_agent_actuation/config/skills.yaml', None),
+    'control_rate_hz': (20.0, 'rate of the control loop stepping skills and commanding cmd_vel', (5.0, 100.0)),
+    'feedback_rate_hz': (10.0, 'rate of action feedback per goal (at least 5 Hz)', (5.0, 50.0)),
+    'safety_distance_m': (0.4, 'forward motion stops when the scan shows an obstacle closer than this ahead', (0.05, 5.0)),
+    'guard_half_angle_rad': (0.35, 'half width of the scan sector in front checked by the guard', (0.05, 1.6)),
+    'scan_timeout_s': (1.0, 'no scan for this long: forward motion not allowed', (0.05, 10.0)),
+    'watchdog_timeout_s': (0.5, 'zero velocity published when idle or when commands stop for this long', (0.05, 5.0)),
+    'approval_timeout_s': (30.0, 'a goal waiting for approval is rejected after this long', (0.1, 3600.0)),
+    'max_linear_speed_mps': (0.5, 'forward/backward speed limit of every skill', (0.01, 5.0)),
+    'max_angular_speed_rps': (1.5, 'turn rate limit of every skill', (0.05, 10.0)),
+    'position_tolerance_m': (0.05, 'move_forward / navigate_to arrive within this distance', (0.005, 1.0)),
+    'angle_tolerance_rad': (0.03, 'turn arrives within this angle', (0.001, 0.5)),
+    'target_size_stop': (0.25, 'approach_target succeeds when target_size (image fraction) reaches this', (0.01, 1.0)),
+    'approach_speed_mps': (0.25, 'forward speed of approach_target', (0.01, 2.0)),
+    'observation_timeout_s': (1.0, 'perception features older than this are ignored', (0.05, 10.0)),
+    'speech_chars_per_s': (15.0, 'speak holds the speaker for len(text) / this seconds', (1.0, 100.0)),
+    'max_active_goals': (16, 'goals running or waiting at once; more are rejected as busy', (1, 64)),
+    'result_keep_s': (10.0, 'how long a finished goal result stays available to clients', (1.0, 900.0)),
+    'diagnostics_period_s': (1.0, 'period of the diagnostics status', (0.1, 60.0)),
+}
+
+
+def _descriptor(name: str, default: Any, text: str, bounds: Any) -> ParameterDescriptor:
+    d = ParameterDescriptor(name=name, description=text, read_only=True)
+    if bounds is not None and isinstance(default, float):
+        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
+    elif bounds is not None and isinstance(default, int):
+        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
+    return d
+
+
+class _GoalIdActionServer(ActionServer):
+    """ActionServer that lets the goal callback know the goal's id (for rejection reports).
+
+    rclpy (Jazzy) passes only the goal message to the goal callback; the id is recorded here in
+    a thread-local just before the callback runs synchronously in the same thread.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.current = threading.local()
+        super().__init__(*args, **kwargs)
+
+    async def _execute_goal_request(self, request_header_and_message):  # type: ignore[override]
+        try:
+            self.current.goal_id = bytes(request_header_and_message[1].goal_id.uuid).hex()
+        except Exception:  # pragma: no cover - another rclpy layout: report no id
+            self.current.goal_id = ''
+        return await super()._execute_goal_request(request_header_and_message)
+
+
+class SkillServer(Node):
+    """The `agent/execute_skill` action server with its safety guard and watchdog."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__('skill_server', **kwargs)
+        for name, (default, text, bounds) in PARAMETERS.items():
+            self.declare_parameter(name, default, _descriptor(name, default, text, bounds))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.p = p
+        self.catalog = load_catalog(p['catalog_path'] or None)
+        self.guard = SafetyGuard(p['safety_distance_m'], p['guard_half_angle_rad'], p['scan_timeout_s'])
+        self.watchdog = Watchdog(p['watchdog_timeout_s'])
+        self.stats = ServerStats()
+        self.approvals = ApprovalBook()
+        config = SkillConfig(
+            max_linear_mps=p['max_linear_speed_mps'], max_angular_rps=p['max_angular_speed_rps'],
+            safety_distance_m=p['safety_distance_m'], position_tolerance_m=p['position_tolerance_m'],
+            angle_tolerance_rad=p['angle_tolerance_rad'], target_size_stop=p['target_size_stop'],
+            observation_timeout_s=p['observation_timeout_s'],
+            speech_chars_per_s=p['speech_chars_per_s'], approach_speed_mps=p['approach_speed_mps'])
+        self.exec = Executive(self.catalog, config, self.guard, self.stats, p['max_active_goals'])
+        for name in self.catalog.names:   # fail early on a plugin that does not load
+            try:
+                self.exec.skill_class(name)
+            except Exception as exc:
+                self.get_logger().error(f'skill {name!r}: {exc}; its goals will be rejected')
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._pub_lock = threading.Lock()
+        self._base_zeroed = False
+
+        ctl = MutuallyExclusiveCallbackGroup()
+        io = MutuallyExclusiveCallbackGroup()
+        goals = ReentrantCallbackGroup()
+        self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
+        self.speech_pub = self.create_publisher(String, 'agent/speech', 10)
+        self.reject_pub = self.create_publisher(String, 'agent/skill_rejections', 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data, callback_group=io)
+        self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data, callback_group=io)
+        self.create_subscription(Observation, 'agent/observation', self._on_observation,
+                                 qos_profile_sensor_data, callback_group=io)
+        self.action = _GoalIdActionServer(
+            self, ExecuteSkill, 'agent/execute_skill', execute_callback=self._execute,
+            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
+            callback_group=goals, result_timeout=int(math.ceil(p['result_keep_s'])))
+        self.create_service(ApproveSkill, 'agent/approve_skill', self._on_approve,
+                            qos_profile=QoSProfile(depth=10), callback_group=goals)
+        self.create_timer(1.0 / p['control_rate_hz'], self._control, callback_group=ctl)
+        # The watchdog runs on the steady clock: it must fire even when sim time stands still.
+        self.create_timer(min(0.1, p['watchdog_timeout_s'] / 2.0), self._watchdog,
+                          callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
+        self.create_timer(p['diagnostics_period_s'], self._diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._throttle: Dict[str, float] = {}
+        self.get_logger().info(f'serving agent/execute_skill with skills: {", ".join(self.catalog.names)}')
+
+    # -- time and publishing ---------------------------------------------------------------
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def steady_s(self) -> float:
+        return self._steady.now().nanoseconds * 1e-9
+
+    def publish_cmd(self, v: float, w: float) -> None:
+        msg = Twist()
+        msg.linear.x, msg.angular.z = float(v), float(w)
+        with self._pub_lock:
+            self.cmd_pub.publish(msg)
+            self.watchdog.commanded(self.steady_s())
+
+    def _warn_throttled(self, key: str, text: str, period_s: float = 2.0) -> None:
+        now = time.monotonic()
+        if now - self._throttle.get(key, -math.inf) >= period_s:
+            self._throttle[key] = now
+            self.get_logger().warning(text)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_odom(self, msg: Odometry) -> None:
+        q = msg.pose.pose.orientation
+        vals = (msg.pose.pose.position.x, msg.pose.pose.position.y, q.x, q.y, q.z, q.w)
+        if not all(math.isfinite(v) for v in vals):
+            self._warn_throttled('odom', 'odom with non-finite pose ignored')
+            return
+        self.exec.world.pose = Pose2D(vals[0], vals[1], yaw_from_quaternion(*vals[2:]))
+        self.exec.world.pose_stamp = self.now_s()
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        now = self.now_s()
+        clearance = self.guard.update_scan(msg.ranges, msg.angle_min, msg.angle_increment, now,
+                                           msg.range_max if msg.range_max > 0 else math.inf)
+        self.exec.world.front_clearance_m = clearance
+
+    def _on_observation(self, msg: Observation) -> None:
+        if len(msg.feature_names) != len(msg.feature_values):
+            self._warn_throttled('obs', 'observation with mismatched names/values ignored')
+            return
+        self.exec.world.features = {n: float(v) for n, v in zip(msg.feature_names, msg.feature_values)
+                                    if math.isfinite(v)}
+        self.exec.world.features_stamp = self.now_s()
+
+    # -- action server ---------------------------------------------------------------------
+    def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:
+        goal_id = getattr(self.action.current, 'goal_id', '')
+        _, reason = self.exec.check_goal(goal.skill, goal.params_json, self.now_s())
+        if not reason:
+            return GoalResponse.ACCEPT
+        cls = self.stats.reject(reason)
+        self._warn_throttled(f'reject-{cls}', f'goal {goal_id[:8]} rejected ({cls}): {reason}', 1.0)
+        self.reject_pub.publish(String(data=json.dumps(
+            {'goal_id': goal_id, 'skill': goal.skill, 'reason': reason, 'class': cls})))
+        return GoalResponse.REJECT
+
+    def _on_cancel(self, goal_handle: Any) -> CancelResponse:
+        goal_id = bytes(goal_handle.goal_id.uuid).hex()
+        with self.exec.lock:
+            if self.exec.cancel(goal_id):
+                self.publish_cmd(0.0, 0.0)   # now, not at the next control period
+        self.approvals.withdraw(goal_id)
+        return CancelResponse.ACCEPT
+
+    def _execute(self, goal_handle: Any) -> ExecuteSkill.Result:
+        goal_id = bytes(goal_handle.goal_id.uuid).hex()
+        req = goal_handle.request
+        params, reason = self.exec.catalog.validate(req.skill, req.params_json)
+        run = self.exec.create_run(goal_id, req.skill, params, self.now_s())
+        period = 1.0 / self.p['feedback_rate_hz']
+        try:
+            if reason:   # cannot happen after the goal check; kept as a guard
+                self.exec.fail(run, reason)
+            elif goal_handle.is_cancel_requested:
+                self.exec.cancel(goal_id)
+            elif run.spec.requires_approval:
+                self._await_approval(goal_handle, run, period)
+            if not run.done.is_set():
+                self.exec.start(run, self.now_s())
+            while not run.done.wait(period):
+                self._feedback(goal_handle, run)
+                if goal_handle.is_cancel_requested:
+                    self._on_cancel(goal_handle)
+            self._feedback(goal_handle, run)
+        finally:
+            self.exec.end(run)
+            self.approvals.withdraw(goal_id)
+        result = ExecuteSkill.Result()
+        res = run.result
+        result.success = bool(res and res.success)
+        result.message = res.message if res else 'ended without a result'
+        result.duration_s = float(elapsed(run, self.now_s()))
+        if result.success:
+            goal_handle.succeed()
+        elif run.kind == CANCELED and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.abort()
+        log = self.get_logger().info if result.success else self.get_logger().warning
+        log(f'{req.skill} [{goal_id[:8]}]: {result.message}')
+        return result
+
+    def _await_approval(self, goal_handle: Any, run: GoalRun, period: float) -> None:
+        event = self.approvals.request(run.goal_id, run.spec.name, self.now_s())
+        run.state = 'waiting for approval'
+        self.get_logger().info(f'{run.spec.name} [{run.goal_id[:8]}] waits for approval on agent/approve_skill')
+        deadline = time.monotonic() + self.p['approval_timeout_s']
+        while not event.wait(period):
+            if goal_handle.is_cancel_requested or run.done.is_set():
+                self.exec.cancel(run.goal_id)
+                return
+            if time.monotonic() >= deadline:
+                self.exec.fail(run, 'approval timed out', FAILED)
+                self.stats.reject('approval timed out')
+                return
+            self._feedback(goal_handle, run)
+        if self.approvals.decision(run.goal_id) != APPROVED:
+            self.exec.fail(run, 'approval refused', FAILED)
+            self.stats.reject('approval refused')
+
+    def _feedback(self, goal_handle: Any, run: GoalRun) -> None:
+        fb = ExecuteSkill.Feedback()
+        fb.progress = float(run.progress)
+        fb.state = run.state
+        try:
+            goal_handle.publish_feedback(fb)
+        except Exception:  # the goal handle may already be gone at shutdown
+            pass
+
+    def _on_approve(self, req: ApproveSkill.Request, res: ApproveSkill.Response) -> ApproveSkill.Response:
+        res.success, res.message = self.approvals.decide(req.goal_id, req.approve)
+        self.get_logger().info(f'approval: {res.message}')
+        return res
+
+    # -- control, watchdog, diagnostics ----------------------------------------------------
+    def _control(self) -> None:
+        cmd, speech, logs = self.exec.tick(self.now_s())
+        for text in speech:
+            self.speech_pub.publish(String(data=text))
+        for line in logs:
+            self.get_logger().info(line)
+        if cmd is not None:
+            # Hold the executive's lock: a cancel in between must not be overwritten.
+            with self.exec.lock:
+                if cmd != (0.0, 0.0) and not self.exec.base_active():
+                    cmd = (0.0, 0.0)
+                self.publish_cmd(*cmd)
+
+    def _watchdog(self) -> None:
+        zero, why = self.watchdog.should_zero(self.steady_s(), self.exec.base_active())
+        if zero:
+            if why == 'commands stopped coming':
+                self._warn_throttled('watchdog', f'watchdog: {why}; base commanded to zero')
+            self.publish_cmd(0.0, 0.0)
+
+    def _diagnostics(self) -> None:
+        status = DiagnosticStatus(name=self.get_name(), hardware_id='llm_agent')
+        values = self.stats.snapshot()
+        for r in ('base', 'speaker'):
+            values.setdefault(f'active.{r}', '0')
+        for r, n in self.exec.active_by_resource().items():
+            values[f'active.{r}'] = str(n)
+        values['waiting_for_approval'] = str(len(self.approvals.waiting()))
+        ok, why = self.guard.forward_allowed(self.now_s())
+        values['forward_allowed'] = str(ok).lower()
+        values['front_clearance_m'] = f'{self.guard.front_clearance_m:.2f}' \
+            if self.guard.front_clearance_m is not None else 'clear'
+        status.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
+        status.message = 'ok' if ok else why
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [status]
+        self.diag_pub.publish(msg)
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    """Run the skill server until Ctrl-C; the base is commanded to zero on the way out."""
+    rclpy.init(args=args)
+    node: Optional[SkillServer] = None
+    executor: Optional[MultiThreadedExecutor] = None
+    try:
+        node = SkillServer()
+        # One thread per running or waiting goal (each blocks in its execute callback) plus
+        # room for the control timer, watchdog, subscriptions and services.
+        executor = MultiThreadedExecutor(num_threads=int(node.p['max_active_goals']) + 6)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            try:
+                node.publish_cmd(0.0, 0.0)
+            except Exception:  # the context may already be shut down
+                pass
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

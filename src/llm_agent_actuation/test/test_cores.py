@@ -1,0 +1,380 @@
+"""Pure cores without ROS: skills, guard, watchdog, arbitration, approval, plugins, executive."""
+import math
+import threading
+
+import pytest
+
+from llm_agent_actuation.approval import APPROVED, REFUSED, ApprovalBook
+from llm_agent_actuation.arbiter import ResourceArbiter
+from llm_agent_actuation.builtin_skills import (ApproachTarget, MoveForward, NavigateTo, Speak,
+                                                Stop, Turn, Wait)
+from llm_agent_actuation.catalog import SkillSpec, load_catalog
+from llm_agent_actuation.executive import (CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT,
+                                           Executive)
+from llm_agent_actuation.guard import SafetyGuard, Watchdog
+from llm_agent_actuation.plugins import PluginError, load_plugin, resolve_skill_class
+from llm_agent_actuation.skill_api import (Pose2D, SkillConfig, SkillContext, WorldState,
+                                           yaw_from_quaternion)
+from llm_agent_actuation.stats import ServerStats, percentile, reason_class
+
+CFG = SkillConfig()
+
+
+class Unicycle:
+    """Integrates the commanded velocity: a kinematic base for closed-loop skill tests."""
+
+    def __init__(self, world, x=0.0, y=0.0, yaw=0.0):
+        self.world, self.x, self.y, self.yaw = world, x, y, yaw
+        self.world.pose = Pose2D(x, y, yaw)
+
+    def apply(self, cmd, dt):
+        v, w = cmd or (0.0, 0.0)
+        self.x += v * math.cos(self.yaw) * dt
+        self.y += v * math.sin(self.yaw) * dt
+        self.yaw = (self.yaw + w * dt + math.pi) % (2 * math.pi) - math.pi
+        self.world.pose = Pose2D(self.x, self.y, self.yaw)
+
+
+def run_skill(skill, params, world=None, dt=0.05, max_steps=2000, on_step=None):
+    world = world or WorldState(forward_allowed=True)
+    base = Unicycle(world) if world.pose is None else None
+    ctx = SkillContext(world, CFG, 0.0)
+    skill.start(params, ctx)
+    for _ in range(max_steps):
+        ctx.now += dt
+        ctx.cmd = None
+        out = skill.step(ctx, dt)
+        assert 0.0 <= out.progress <= 1.0
+        if base:
+            base.apply(ctx.cmd, dt)
+        if on_step:
+            on_step(ctx)
+        if out.result is not None:
+            return out, ctx, base
+    raise AssertionError('skill never finished')
+
+
+def test_yaw_from_quaternion():
+    assert yaw_from_quaternion(0, 0, math.sin(0.4), math.cos(0.4)) == pytest.approx(0.8)
+    assert yaw_from_quaternion(0, 0, 0, 1) == 0.0
+
+
+def test_move_forward_reaches_distance_holding_heading():
+    out, _, base = run_skill(MoveForward(), {'distance': 1.0, 'speed': 0.3})
+    assert out.result.success and out.progress == 1.0
+    assert base.x == pytest.approx(1.0, abs=0.06) and abs(base.y) < 0.01
+
+
+@pytest.mark.parametrize('angle', [1.2, -2.5, 3.14, 0.0])
+def test_turn_reaches_angle_across_pi(angle):
+    world = WorldState()
+    base = Unicycle(world, yaw=3.0)   # start near +pi so the turn crosses the wrap
+    out, _, _ = run_skill(Turn(), {'angle': angle}, world=world,
+                          on_step=lambda ctx: base.apply(ctx.cmd, 0.05))
+    assert out.result.success
+    turned = (base.yaw - 3.0 + math.pi) % (2 * math.pi) - math.pi
+    assert turned == pytest.approx((angle + math.pi) % (2 * math.pi) - math.pi, abs=0.05)
+
+
+def test_navigate_to_reaches_point_behind():
+    world = WorldState()
+    base = Unicycle(world)
+    out, _, _ = run_skill(NavigateTo(), {'x': -1.0, 'y': 1.5}, world=world,
+                          on_step=lambda ctx: base.apply(ctx.cmd, 0.05))
+    assert out.result.success
+    assert math.hypot(base.x + 1.0, base.y - 1.5) <= 0.1
+
+
+def test_skills_wait_for_odom_before_moving():
+    ctx = SkillContext(WorldState(), CFG, 0.0)
+    s = MoveForward()
+    s.start({'distance': 1.0, 'speed': 0.3}, ctx)
+    out = s.step(ctx, 0.05)
+    assert out.result is None and out.state == 'waiting for odom' and ctx.cmd == (0.0, 0.0)
+
+
+def test_stop_wait_speak():
+    out, ctx, _ = run_skill(Stop(), {})
+    assert out.result.success and ctx.cmd == (0.0, 0.0)
+    out, ctx, _ = run_skill(Wait(), {'seconds': 0.5})
+    assert out.result.success and ctx.now == pytest.approx(0.5, abs=0.06)
+    texts = []
+    out, ctx, _ = run_skill(Speak(), {'text': 'x' * 30}, on_step=lambda c: texts.extend(c.speech))
+    assert out.result.success and ctx.now == pytest.approx(30 / CFG.speech_chars_per_s, abs=0.06)
+    assert ctx.speech == ['x' * 30] and ctx.cmd is None   # never touches the base
+
+
+def _target_world(size, bearing=0.0, front=3.0, visible=1.0):
+    w = WorldState()
+    w.pose = Pose2D(0, 0, 0)
+    w.features = {'target_visible': visible, 'target_bearing': bearing, 'target_size': size,
+                  'front_range': front}
+    w.features_stamp = 0.0
+    return w
+
+
+def test_approach_target_steers_and_stops_on_size_or_range():
+    s = ApproachTarget()
+    w = _target_world(0.05, bearing=0.3)
+    ctx = SkillContext(w, CFG, 0.1)
+    s.start({}, ctx)
+    out = s.step(ctx, 0.05)
+    assert out.result is None and ctx.cmd[0] > 0 and ctx.cmd[1] > 0   # forward, turning left
+    w.features = dict(w.features, target_size=0.3)
+    assert s.step(ctx, 0.05).result.success and ctx.cmd == (0.0, 0.0)
+    w2 = _target_world(0.1, front=0.2)
+    ctx2 = SkillContext(w2, CFG, 0.1)
+    s.start({}, ctx2)
+    assert s.step(ctx2, 0.05).result.success
+    # not visible: searches by turning; stale observation: no features at all
+    w3 = _target_world(0.0, visible=0.0)
+    ctx3 = SkillContext(w3, CFG, 0.1)
+    s.start({}, ctx3)
+    out = s.step(ctx3, 0.05)
+    assert out.state == 'searching' and ctx3.cmd[0] == 0 and ctx3.cmd[1] > 0
+    ctx3.now = 10.0
+    assert s.step(ctx3, 0.05).state == 'waiting for observation'
+
+
+def test_guard_sector_nan_inf_and_timeout():
+    g = SafetyGuard(0.4, 0.35, 1.0)
+    assert g.forward_allowed(0.0) == (False, 'no scan received: forward motion not allowed')
+    n = 360
+    inc = 2 * math.pi / n
+    ranges = [5.0] * n
+    ranges[0] = float('nan')        # straight ahead, ignored
+    ranges[1] = float('inf')        # ignored
+    ranges[90] = 0.1                # to the left, outside the sector
+    g.update_scan(ranges, 0.0, inc, now=10.0, range_max=10.0)
+    assert g.forward_allowed(10.5) == (True, '') and g.front_clearance_m == 5.0
+    ranges[355] = 0.3               # -5 deg: inside the sector (angles wrap)
+    g.update_scan(ranges, 0.0, inc, now=11.0)
+    ok, why = g.forward_allowed(11.0)
+    assert not ok and 'way ahead blocked' in why and '0.30' in why
+    assert g.filter(0.3, 0.2, 11.0)[:2] == (0.0, 0.2)
+    assert g.filter(-0.1, 0.0, 11.0) == (-0.1, 0.0, '')   # backing away stays allowed
+    ok, why = g.forward_allowed(12.5)
+    assert not ok and 'no scan for' in why
+    g.update_scan([float('nan')] * n, 0.0, inc, now=13.0)
+    assert g.forward_allowed(13.0)[0] and g.front_clearance_m is None
+
+
+def test_watchdog():
+    wd = Watchdog(0.5)
+    assert wd.should_zero(0.0, False) == (True, 'no skill active')
+    wd.commanded(1.0)
+    assert wd.should_zero(1.2, True) == (False, '')
+    assert wd.should_zero(1.6, True) == (True, 'commands stopped coming')
+
+
+def test_arbiter_preempts_holder_and_parallel_resources():
+    a = ResourceArbiter()
+    assert a.acquire('g1', ['base']) == []
+    assert a.acquire('s1', ['speaker']) == []
+    assert a.active_by_resource() == {'base': 1, 'speaker': 1}
+    assert a.acquire('g2', ['base']) == ['g1']
+    assert a.holder('base') == 'g2' and a.holds('g1') == ()
+    assert a.acquire('both', ['base', 'speaker']) == ['g2', 's1']
+    a.release('g2')                  # already pre-empted: no effect on the new holder
+    assert a.holder('base') == 'both'
+    a.release('both')
+    assert a.active_by_resource() == {} and len(a) == 0
+
+
+def test_approval_book():
+    b = ApprovalBook()
+    e1 = b.request('aa', 'move_forward', 0.0)
+    b.request('bb', 'turn', 1.0)
+    assert b.oldest() == 'aa'
+    assert b.decide('', True) == (True, 'goal aa (move_forward) approved')
+    assert e1.is_set() and b.decision('aa') == APPROVED
+    assert b.decide('cc', True)[0] is False
+    assert b.decide('BB', False)[0] is True and b.decision('bb') == REFUSED
+    assert b.decide('', True) == (False, 'no goal is waiting for approval')
+    b.withdraw('aa')
+    assert b.decision('aa') == REFUSED
+
+
+def test_stats_reason_classes_and_percentiles(tmp_path):
+    cat = load_catalog(_catalog_file(tmp_path))
+    cases = {
+        ('fly', '{}'): 'unknown_skill',
+        ('move_forward', '{"speed": 0.2}'): 'missing_param',
+        ('move_forward', '{"distance": "far"}'): 'wrong_type',
+        ('move_forward', '{"distance": 99.0}'): 'out_of_bounds',
+        ('move_forward', '{"distance": 1, "height": 2}'): 'unknown_param',
+        ('move_forward', 'nope'): 'bad_json',
+        ('speak', '{"text": "' + 'a' * 300 + '"}'): 'out_of_bounds',
+    }
+    for (skill, params), cls in cases.items():
+        _, reason = cat.validate(skill, params)
+        assert reason and reason_class(reason) == cls, reason
+    assert reason_class('move_forward refused: no scan received: forward motion not allowed') == 'safety'
+    assert percentile([], 0.5) is None
+    assert percentile(range(101), 0.95) == 95
+    s = ServerStats()
+    s.reject('unknown skill x')
+    s.first_command_latency(0.02)
+    snap = s.snapshot()
+    assert snap['rejections.unknown_skill'] == '1' and snap['first_cmd_latency_p50_ms'] == '20.0'
+
+
+CATALOG = """
+skills:
+  stop: {resource: base, timeout_s: 1.0}
+  move_forward:
+    resource: base
+    timeout_s: 5.0
+    params:
+      distance: {type: float, min: 0.05, max: 5.0}
+      speed: {type: float, min: 0.05, max: 0.5, default: 0.3}
+  turn:
+    params: {angle: {type: float, min: -3.1416, max: 3.1416}}
+  wait:
+    timeout_s: 0.5
+    params: {seconds: {type: float, min: 0.0, max: 10.0}}
+  speak:
+    resource: speaker
+    params: {text: {type: str, max_length: 200}}
+  wiggle:
+    resource: base
+    requires_approval: true
+    plugin: "plugin_skills_for_test:Wiggle"
+    params: {seconds: {type: float, min: 0.1, max: 5.0}}
+"""
+
+
+def _catalog_file(tmp_path, text=CATALOG):
+    p = tmp_path / 'skills.yaml'
+    p.write_text(text)
+    return str(p)
+
+
+def test_plugin_from_config_entry_and_errors(tmp_path):
+    cat = load_catalog(_catalog_file(tmp_path))
+    from plugin_skills_for_test import Wiggle
+    assert resolve_skill_class(cat['wiggle']) is Wiggle
+    assert resolve_skill_class(cat['turn']) is Turn
+    with pytest.raises(PluginError, match='not a skill class'):
+        load_plugin('plugin_skills_for_test:NotASkill')
+    with pytest.raises(PluginError, match='cannot import'):
+        load_plugin('no_such_module_xyz:Skill')
+    with pytest.raises(PluginError, match='package.module:Class'):
+        load_plugin('justamodule')
+    with pytest.raises(PluginError, match='no plugin'):
+        resolve_skill_class(SkillSpec(name='teleport'))
+
+
+def test_installed_catalogue_has_a_class_for_every_skill():
+    cat = load_catalog()
+    assert set(cat.names) >= {'stop', 'move_forward', 'turn', 'navigate_to', 'approach_target',
+                              'speak', 'wait'}
+    for name in cat.names:
+        assert resolve_skill_class(cat[name]) is not None
+
+
+def _executive(tmp_path, **kw):
+    guard = SafetyGuard(0.4, 0.35, 1.0)
+    ex = Executive(load_catalog(_catalog_file(tmp_path)), CFG, guard, **kw)
+    ex.world.pose = Pose2D(0, 0, 0)
+    return ex, guard
+
+
+def _clear_scan(guard, now, dist=5.0):
+    guard.update_scan([dist] * 36, -math.pi, 2 * math.pi / 36, now)
+
+
+def test_executive_preemption_parallel_resources_and_guard(tmp_path):
+    ex, guard = _executive(tmp_path)
+    _clear_scan(guard, 0.0)
+    p, reason = ex.check_goal('move_forward', '{"distance": 2.0}', 0.0)
+    assert reason == ''
+    mf = ex.create_run('a1', 'move_forward', p, 0.0)
+    ex.start(mf, 0.0)
+    sp = ex.create_run('s1', 'speak', ex.check_goal('speak', '{"text": "hello there"}', 0.0)[0], 0.0)
+    ex.start(sp, 0.0)
+    cmd, speech, _ = ex.tick(0.05)
+    assert cmd[0] > 0 and speech == ['hello there']
+    assert ex.active_by_resource() == {'base': 1, 'speaker': 1}
+    t = ex.create_run('t1', 'turn', ex.check_goal('turn', '{"angle": 1.0}', 0.1)[0], 0.1)
+    assert ex.start(t, 0.1) == [mf]
+    assert mf.done.is_set() and mf.kind == PREEMPTED and mf.result.message.startswith('pre-empted')
+    assert not sp.done.is_set()       # the speaker goal is not touched
+    cmd, _, _ = ex.tick(0.15)
+    assert cmd[0] == 0.0 and cmd[1] > 0
+    # an obstacle appears: the turn may go on, forward motion may not
+    ex.end(mf)
+    m2 = ex.create_run('m2', 'move_forward', ex.check_goal('move_forward', '{"distance": 1.0}', 0.2)[0], 0.2)
+    ex.start(m2, 0.2)
+    _clear_scan(guard, 0.25, dist=0.3)
+    cmd, _, _ = ex.tick(0.25)
+    assert cmd == (0.0, 0.0) and m2.kind == GUARD and 'safety guard' in m2.result.message
+    _, reason = ex.check_goal('move_forward', '{"distance": 1.0}', 0.3)
+    assert 'refused' in reason and 'way ahead blocked' in reason
+    assert ex.stats.guard_stops == 1 and ex.stats.preemptions == 2 and t.kind == PREEMPTED
+
+
+def test_executive_timeout_cancel_and_busy(tmp_path):
+    ex, guard = _executive(tmp_path, max_active_goals=2)
+    w = ex.create_run('w', 'wait', ex.check_goal('wait', '{"seconds": 5.0}', 0.0)[0], 0.0)
+    ex.start(w, 0.0)
+    assert ex.tick(0.1)[0] == (0.0, 0.0)
+    ex.tick(0.6)
+    assert w.kind == TIMED_OUT and 'timed out' in w.result.message
+    ex.end(w)
+    t = ex.create_run('t', 'turn', ex.check_goal('turn', '{"angle": 1.0}', 1.0)[0], 1.0)
+    ex.start(t, 1.0)
+    assert ex.tick(1.05)[0][1] > 0
+    assert ex.cancel('t') is True and t.kind == CANCELED and not ex.base_active()
+    assert ex.cancel('t') is False
+    ex.check_goal('turn', '{"angle": 1.0}', 2.0)
+    ex.check_goal('turn', '{"angle": 1.0}', 2.0)
+    assert 'busy' in ex.check_goal('turn', '{"angle": 1.0}', 2.0)[1]
+
+
+def test_executive_survives_a_broken_plugin(tmp_path):
+    ex, _ = _executive(tmp_path)
+
+    class Broken(Turn):
+        def step(self, ctx, dt):
+            raise ZeroDivisionError('oops')
+    ex._classes['turn'] = Broken
+    t = ex.create_run('t', 'turn', {'angle': 1.0}, 0.0)
+    ex.start(t, 0.0)
+    assert ex.tick(0.05)[0] == (0.0, 0.0)
+    assert t.done.is_set() and 'ZeroDivisionError' in t.result.message
+
+
+def test_executive_succeeds_plugin_skill_and_measures_first_command(tmp_path):
+    ex, _ = _executive(tmp_path)
+    run = ex.create_run('g', 'wiggle', {'seconds': 0.2}, 0.0)
+    ex.start(run, 0.01)
+    now = 0.01
+    while not run.done.is_set():
+        now += 0.05
+        ex.tick(now)
+    assert run.kind == SUCCEEDED and run.result.message == 'wiggled'
+    assert ex.stats.snapshot()['first_cmd_latency_samples'] == '1'
+
+
+def test_executive_is_thread_safe_under_concurrent_goals(tmp_path):
+    ex, guard = _executive(tmp_path, max_active_goals=1000)
+    _clear_scan(guard, 0.0)
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(50):
+                gid = f'{k}-{i}'
+                p, r = ex.check_goal('turn', '{"angle": 0.5}', 0.0)
+                run = ex.create_run(gid, 'turn', p, 0.0)
+                ex.start(run, 0.0)
+                ex.tick(0.01)
+                ex.cancel(gid)
+                ex.end(run)
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors and ex.runs == {} and len(ex.arbiter) == 0
