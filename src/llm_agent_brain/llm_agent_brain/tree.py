@@ -410,3 +410,57 @@ def _aggregate_params(skill: str, members: Sequence[Sample], catalog: Any) -> Op
         except (KeyError, TypeError):
             return None
     return None if reason else params
+
+
+class TreeSet:
+    """One tree per instruction (decisions distilled under "explore" say nothing about
+    "go to the red ball"); saved together in one file, atomically."""
+
+    def __init__(self, trees: Optional[Dict[str, DecisionTree]] = None, meta: Optional[Dict[str, Any]] = None):
+        self.trees: Dict[str, DecisionTree] = dict(trees or {})
+        self.meta: Dict[str, Any] = dict(meta or {})
+
+    def get(self, instruction: str) -> Optional[DecisionTree]:
+        return self.trees.get(instruction)
+
+    def decide(self, instruction: str, features: Mapping[str, float], min_purity: float,
+               min_samples: int) -> Optional[Choice]:
+        tree = self.trees.get(instruction)
+        return tree.decide(features, min_purity, min_samples) if tree is not None else None
+
+    @property
+    def size(self) -> int:
+        return sum(t.size for t in self.trees.values())
+
+    @property
+    def leaf_count(self) -> int:
+        return sum(len(t.leaves()) for t in self.trees.values())
+
+    def export_text(self, min_purity: float = 0.9, min_samples: int = 5) -> str:
+        if not self.trees:
+            return '# no decision tree yet (no LLM decisions logged)'
+        return '\n\n'.join(f'## instruction "{ins}"\n{t.export_text(min_purity, min_samples)}'
+                           for ins, t in sorted(self.trees.items()))
+
+    def save(self, path: str) -> None:
+        """Write atomically: a temp file in the same folder, fsync, then os.replace."""
+        atomic_write_text(path, json.dumps({'version': FORMAT_VERSION, 'meta': self.meta,
+                                            'trees': {k: t.to_dict() for k, t in self.trees.items()}}))
+
+    @classmethod
+    def load(cls, path: str) -> Optional['TreeSet']:
+        """The saved trees, or None if there is no file (a broken file raises ValueError)."""
+        try:
+            with open(path, encoding='utf-8') as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ValueError(f'{path}: cannot load the decision trees: {exc}') from exc
+        try:
+            if data.get('version') != FORMAT_VERSION:
+                raise ValueError(f'unsupported format version {data.get("version")!r}')
+            return cls({str(k): DecisionTree.from_dict(v) for k, v in data['trees'].items()},
+                       data.get('meta') or {})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f'{path}: malformed decision trees: {exc}') from exc
