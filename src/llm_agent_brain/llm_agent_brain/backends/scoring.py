@@ -1,0 +1,131 @@
+"""Fill a chosen skill's parameters from the features, and turn candidate scores into a
+confidence. Pure Python: used by every backend, tested without a model.
+
+A scored choice names only the skill; its parameters come from the observation (turn towards
+the target or the goal, drive up to the obstacle ahead minus a margin), clamped into the
+catalogue's bounds and validated. A skill whose required parameters cannot be derived is not a
+candidate at all, so a scored answer is always executable.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from llm_agent_brain.types import Situation
+
+DEFAULT_MARGIN_M = 0.5
+_NUMBER = r'[-+]?\d+(?:\.\d+)?'
+
+
+def _numbers_after(text: str, words: Sequence[str]) -> Optional[float]:
+    for word in words:
+        m = re.search(rf'\b{word}\b\D{{0,12}}?({_NUMBER})', text, re.IGNORECASE)
+        if m:
+            return float(m.group(1))
+    return None
+
+
+def _point_from_instruction(text: str) -> Optional[Tuple[float, float]]:
+    m = re.search(rf'x\s*[=:]\s*({_NUMBER}).{{0,12}}?y\s*[=:]\s*({_NUMBER})', text, re.IGNORECASE)
+    if not m:
+        m = re.search(rf'\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)', text)
+    return (float(m.group(1)), float(m.group(2))) if m else None
+
+
+def _finite(features: Mapping[str, float], name: str) -> Optional[float]:
+    value = features.get(name)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def derive_params(skill: str, situation: Situation, catalog: Any,
+                  margin_m: float = DEFAULT_MARGIN_M) -> Optional[Dict[str, Any]]:
+    """Parameters for `skill` from the features and instruction, or None when not derivable."""
+    if skill not in catalog:
+        return None
+    f = situation.features
+    text = situation.instruction or ''
+    raw: Dict[str, Any] = {}
+    if skill == 'turn':
+        angle = None
+        if (_finite(f, 'target_visible') or 0.0) >= 0.5 and _finite(f, 'target_bearing') is not None:
+            angle = _finite(f, 'target_bearing')
+        elif _finite(f, 'goal_bearing') is not None:
+            angle = _finite(f, 'goal_bearing')
+        else:
+            left, right = _finite(f, 'left_range'), _finite(f, 'right_range')
+            # Search: a quarter turn towards the more open side (left when unknown).
+            angle = -math.pi / 2 if left is not None and right is not None and right > left \
+                else math.pi / 2
+        raw['angle'] = angle
+    elif skill == 'move_forward':
+        front = _finite(f, 'front_range')
+        if front is None:
+            return None
+        distance = front - margin_m
+        goal = _finite(f, 'goal_distance')
+        if goal is not None:
+            distance = min(distance, goal)
+        raw['distance'] = distance
+    elif skill == 'navigate_to':
+        point = _point_from_instruction(text)
+        if point is None:
+            return None
+        raw['x'], raw['y'] = point
+    elif skill == 'wait':
+        # Only when asked to: waiting is never a way to reach a goal.
+        if not re.search(r'\b(wait|pause|hold on)\b', text, re.IGNORECASE):
+            return None
+        seconds = _numbers_after(text, ('wait', 'pause', 'for'))
+        raw['seconds'] = seconds if seconds is not None else 1.0
+    elif skill == 'speak':
+        # The words to say come from the instruction; without any, speak is no candidate.
+        m = re.search(r'\b(?:say|speak|tell|announce)\b[:\s]*(.+)', text, re.IGNORECASE)
+        if not m or not m.group(1).strip():
+            return None
+        raw['text'] = m.group(1).strip()
+    spec = catalog[skill]
+    # Generic skills of a user's catalogue: only their defaults are known.
+    for name, p in spec.params.items():
+        if name not in raw and p.default is None:
+            return None
+    params = catalog.clamp(skill, raw)
+    valid, reason = catalog.validate(skill, params)
+    return valid if not reason else None
+
+
+def candidates(situation: Situation, catalog: Any,
+               margin_m: float = DEFAULT_MARGIN_M) -> List[Tuple[str, Dict[str, Any]]]:
+    """Skills whose parameters can be filled now, each with its parameters, catalogue order."""
+    out = []
+    for name in catalog.names:
+        params = derive_params(name, situation, catalog, margin_m)
+        if params is not None:
+            out.append((name, params))
+    return out
+
+
+def softmax(scores: Sequence[float]) -> List[float]:
+    """Normalised probabilities of log-scores (numerically stable)."""
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def merge_params(skill: str, proposed: Any, situation: Situation, catalog: Any,
+                 margin_m: float = DEFAULT_MARGIN_M) -> Tuple[Optional[Dict[str, Any]], str]:
+    """Use a model's proposed params when they validate, else the derived ones; (params, how)."""
+    if isinstance(proposed, dict) and proposed:
+        params, reason = catalog.validate(skill, proposed)
+        if not reason:
+            return params, 'model params'
+        derived = derive_params(skill, situation, catalog, margin_m)
+        if derived is not None:
+            return derived, f'model params refused ({reason}); derived from features'
+        return None, reason
+    derived = derive_params(skill, situation, catalog, margin_m)
+    if derived is not None:
+        return derived, 'derived from features'
+    params, reason = catalog.validate(skill, proposed if isinstance(proposed, dict) else {})
+    return (params, 'defaults') if not reason else (None, reason)

@@ -1,0 +1,285 @@
+"""A local Hugging Face model (any id, folder or GGUF file) that chooses by scoring skills.
+
+Scoring: the prompt's static prefix (system text with the skill catalogue) is encoded once; its
+key/value cache is reused, never mutated, by every decision. Per decision the dynamic part
+(features, summary, instruction) runs once on a copy of that cache, then every candidate skill
+name runs in one batched pass on the cache expanded to the batch; each candidate's score is the
+log-likelihood of its tokens. The answer is always one of the allowed skills.
+
+`mode='generate'` instead generates a JSON answer freely from the full prompt, with no prefix
+cache: what LLM-on-ROS agents commonly do; kept as the benchmark's baseline.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from llm_agent_brain import compression, model_store, prompt
+from llm_agent_brain.backends import scoring
+from llm_agent_brain.backends.base import BackendBase
+from llm_agent_brain.types import BackendError, Choice, Situation
+
+LOG = logging.getLogger(__name__)
+MODES = ('score', 'generate')
+_SENTINEL = '@@USER_MESSAGE@@'
+
+
+class TransformersBackend(BackendBase):
+    """Choose with a local transformers model, 4-bit NF4 by default."""
+
+    name = 'transformers'
+
+    def __init__(self, model: str = '', quantization: str = 'nf4', device: str = 'auto',
+                 device_map: str = '', compute_dtype: str = 'auto', prune_amount: float = 0.0,
+                 model_cache_dir: str = '', mode: str = 'score', margin_m: float = 0.5,
+                 max_instruction_chars: int = 500, scenario: str = prompt.DEFAULT_SCENARIO,
+                 max_new_tokens: int = 48, num_threads: int = 0, examples: bool = True,
+                 log: Callable[[str], None] = LOG.info) -> None:
+        super().__init__()
+        if quantization not in compression.QUANTIZATIONS:
+            raise ValueError(f'quantization must be one of {compression.QUANTIZATIONS}')
+        if mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+        self.model_name = model
+        self.quantization = quantization
+        self.device = device
+        self.device_map = device_map
+        self.compute_dtype = compute_dtype
+        self.prune_amount = prune_amount
+        self.model_cache_dir = model_cache_dir
+        self.mode = mode
+        self.margin_m = margin_m
+        self.max_instruction_chars = max_instruction_chars
+        self.scenario = scenario
+        self.max_new_tokens = max_new_tokens
+        self.num_threads = num_threads
+        self.examples = examples
+        self._log = log
+        self.loaded: Optional[compression.LoadedModel] = None
+        self.path = ''
+        self._load_lock = threading.Lock()
+        self._prefix: Dict[str, Tuple[List[int], Any]] = {}
+        self._cache_kw = 'cache'
+        self.calls = 0
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> None:
+        """Resolve (and convert once) the model, then load it in the configured precision."""
+        with self._load_lock:
+            if self.ready:
+                return
+            import torch
+            if self.num_threads > 0:
+                torch.set_num_threads(self.num_threads)
+            try:
+                self.path = model_store.resolve_model(self.model_name, self.model_cache_dir,
+                                                      log=self._log)
+                self.loaded = compression.load_model(
+                    self.path, self.quantization, self.device, self.device_map,
+                    self.compute_dtype, self.prune_amount, log=self._log)
+            except Exception as exc:  # any loading failure: the node keeps answering fallback
+                self.load_error = f'{type(exc).__name__}: {exc}'
+                raise BackendError(f'cannot load model {self.model_name or "(packaged)"}: '
+                                   f'{self.load_error}') from exc
+            params = inspect.signature(self.loaded.model.forward).parameters
+            # transformers 5 calls the cache argument `cache`; older releases `past_key_values`.
+            self._cache_kw = 'cache' if 'cache' in params else 'past_key_values'
+            self.ready = True
+
+    @property
+    def model(self) -> Any:
+        return self.loaded.model if self.loaded else None
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.tokenizer if self.loaded else None
+
+    def info(self) -> Dict[str, Any]:
+        out = super().info()
+        out.update({'model': self.path or self.model_name or '(packaged SmolLM2)',
+                    'quantization': self.quantization, 'mode': self.mode,
+                    'device': self.loaded.device if self.loaded else self.device})
+        out.update(compression.summary(self.loaded))
+        return out
+
+    # ------------------------------------------------------------------ prompt
+    def _render(self, catalog: Any, json_answer: bool = False) -> Tuple[str, str]:
+        """The chat text before and after the user message: system, examples, template marks."""
+        msgs = prompt.messages(catalog, _SENTINEL, self.scenario, self.examples, json_answer)
+        tok = self.tokenizer
+        if getattr(tok, 'chat_template', None):
+            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        else:  # a base model without a template: a plain transcript
+            text = ''.join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) \
+                + 'Assistant: '
+        before, after = text.split(_SENTINEL, 1)
+        return before, after
+
+    def _ids(self, text: str) -> List[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)['input_ids'])
+
+    def _forward(self, input_ids: Any, attention_mask: Any, cache: Any,
+                 position_ids: Any = None) -> Any:
+        import torch
+        kwargs = {self._cache_kw: cache, 'use_cache': True, 'attention_mask': attention_mask}
+        if position_ids is not None:
+            kwargs['position_ids'] = position_ids
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids, **kwargs)
+        return out
+
+    @staticmethod
+    def _out_cache(out: Any) -> Any:
+        cache = getattr(out, 'cache', None)
+        return cache if cache is not None else getattr(out, 'past_key_values', None)
+
+    def prefix_cache(self, catalog: Any) -> Tuple[List[int], Any, str]:
+        """(token ids, key/value cache, text after the user turn) of the static prefix for this catalogue; built once."""
+        before, after = self._render(catalog)
+        entry = self._prefix.get(before)
+        if entry is None:
+            import torch
+            ids = self._ids(before)
+            t = torch.tensor([ids], device=self._input_device())
+            out = self._forward(t, torch.ones_like(t), self._new_cache())
+            entry = (ids, self._out_cache(out), after)
+            self._prefix = {before: entry}  # one catalogue at a time
+        return entry
+
+    def _input_device(self) -> Any:
+        return self.model.get_input_embeddings().weight.device
+
+    def _new_cache(self, data: Optional[Sequence[Tuple[Any, Any]]] = None) -> Any:
+        from transformers import DynamicCache
+        return DynamicCache(data) if data is not None else DynamicCache()
+
+    @staticmethod
+    def _layers(cache: Any) -> List[Tuple[Any, Any]]:
+        if hasattr(cache, 'layers'):
+            return [(layer.keys, layer.values) for layer in cache.layers]
+        return [(k, v) for k, v in cache]
+
+    def _copy_cache(self, cache: Any, batch: int = 1) -> Any:
+        """A new cache over the same tensors, expanded to `batch` rows; the source is untouched.
+
+        DynamicCache grows by torch.cat into new tensors, so the shared prefix is never written.
+        """
+        layers = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                  for k, v in self._layers(cache)]
+        return self._new_cache(layers)
+
+    # ----------------------------------------------------------------- choose
+    def choose(self, situation: Situation, catalog: Any) -> Choice:
+        if not self.ready:
+            raise BackendError(f'model still loading ({self.load_error or "not ready"})')
+        with self._lock:
+            self.calls += 1
+            try:
+                if self.mode == 'generate':
+                    return self._choose_generate(situation, catalog)
+                return self._choose_scored(situation, catalog)
+            except BackendError:
+                raise
+            except Exception as exc:  # a model failure must become a fallback, never a crash
+                raise BackendError(f'model call failed: {type(exc).__name__}: {exc}') from exc
+
+    def score(self, situation: Situation, catalog: Any,
+              names: Sequence[str]) -> List[float]:
+        """Log-likelihood of each skill name as the answer, after the shared prompt."""
+        import torch
+        prefix_ids, prefix, after = self.prefix_cache(catalog)
+        dyn_text = prompt.user_text(situation, self.max_instruction_chars) + after
+        dyn = self._ids(dyn_text)
+        dev = self._input_device()
+        p_len, d_len = len(prefix_ids), len(dyn)
+        # 1. the dynamic part once, on a copy of the prefix cache
+        dyn_t = torch.tensor([dyn], device=dev)
+        out = self._forward(dyn_t, torch.ones(1, p_len + d_len, dtype=torch.long, device=dev),
+                            self._copy_cache(prefix))
+        first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        ctx = self._out_cache(out)
+        # 2. every candidate in one batched pass on the context expanded to the batch
+        end = self.tokenizer.eos_token_id
+        cands = [self._ids(n) + ([end] if end is not None else []) for n in names]
+        width = max(len(c) for c in cands)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c in cands], device=dev)
+        n = len(cands)
+        mask = torch.zeros(n, p_len + d_len + width, dtype=torch.long, device=dev)
+        mask[:, :p_len + d_len] = 1
+        for i, c in enumerate(cands):
+            mask[i, p_len + d_len:p_len + d_len + len(c)] = 1
+        pos = torch.arange(p_len + d_len, p_len + d_len + width, device=dev).expand(n, -1)
+        out = self._forward(ids, mask, self._copy_cache(ctx, n), position_ids=pos)
+        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        scores = []
+        for i, c in enumerate(cands):
+            s = float(first_logp[c[0]])
+            for j in range(1, len(c)):
+                s += float(logp[i, j - 1, c[j]])
+            scores.append(s)
+        return scores
+
+    def _choose_scored(self, situation: Situation, catalog: Any) -> Choice:
+        allowed = scoring.candidates(situation, catalog, self.margin_m)
+        if not allowed:
+            raise BackendError('no skill has derivable parameters in this situation')
+        names = [n for n, _ in allowed]
+        scores = self.score(situation, catalog, names)
+        probs = scoring.softmax(scores)
+        best = max(range(len(names)), key=lambda i: scores[i])
+        ranked = sorted(zip(names, probs), key=lambda x: -x[1])[:3]
+        why = ', '.join(f'{n} {p:.2f}' for n, p in ranked)
+        return Choice(skill=names[best], params=dict(allowed[best][1]),
+                      confidence=float(probs[best]), source='llm',
+                      rationale=f'scored {len(names)} skills: {why}; params from features')
+
+    # --------------------------------------------------------------- generate
+    def generate_text(self, situation: Situation, catalog: Any) -> str:
+        """Free generation of the JSON answer from the full prompt (no prefix cache)."""
+        import torch
+        before, after = self._render(catalog, json_answer=True)
+        text = before + prompt.user_text(situation, self.max_instruction_chars) + after
+        ids = torch.tensor([self._ids(text)], device=self._input_device())
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                      max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.eos_token_id)
+        return self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    def _choose_generate(self, situation: Situation, catalog: Any) -> Choice:
+        text = self.generate_text(situation, catalog)
+        skill, proposed = parse_answer(text, catalog.names)
+        if skill is None:
+            raise BackendError(f'generated answer names no allowed skill: {text[:120]!r}')
+        params, how = scoring.merge_params(skill, proposed, situation, catalog, self.margin_m)
+        if params is None:
+            raise BackendError(f'generated {skill!r} but its parameters are unusable: {how}')
+        return Choice(skill=skill, params=params, confidence=0.5, source='llm',
+                      rationale=f'generated {text[:80]!r}; {how}')
+
+
+def parse_answer(text: str, names: Sequence[str]) -> Tuple[Optional[str], Any]:
+    """(skill, params) from a model's JSON answer, or a bare skill name; (None, None) if none."""
+    m = re.search(r'\{.*\}', text, re.DOTALL)
+    if m:
+        try:
+            data = json.loads(m.group(0))
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get('skill'), str) and data['skill'] in names:
+            return data['skill'], data.get('params', {})
+    words = re.findall(r'[A-Za-z_]+', text)
+    for word in words:
+        if word in names:
+            return word, {}
+    return None, None
+
+
+def _elapsed_ms(t0: float) -> float:
+    return (time.monotonic() - t0) * 1000.0
