@@ -1,0 +1,367 @@
+"""The launch files, config/graph.yaml, the packages and the launch tests agree.
+
+`launch`, `launch_ros` and `launch_testing` are not installable on the development machines
+(platform.md), so nothing here imports them or imitates what they do. Instead:
+  * the launch files' source is read as an AST: they name no node, build nodes only through the
+    helper launch/_graph_launch.py, which takes them from llm_agent_sim.graph (load_graph/select);
+  * the helper's pure part (`node_specs`, the keyword arguments of each launch_ros Node) is run
+    for real and compared with graph.ros_args, what `llm-agent up` passes to the same nodes;
+  * every graph entry is checked against its package: console script in setup.py, module with
+    `main`, parameter files in ROS's format keyed `/**/<node>`, ament index markers installed;
+  * the launch tests in test/launch/ run through `launch_test` where launch_testing imports (the
+    Docker CI); here they are reported as skipped, with the reason.
+A node module that another developer has not written yet skips only the checks that need it.
+"""
+import ast
+import glob
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from llm_agent_sim import graph
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, 'config')
+LAUNCH_DIR = os.path.join(REPO, 'launch')
+HELPER_PATH = os.path.join(LAUNCH_DIR, '_graph_launch.py')
+LAUNCH_FILES = sorted(glob.glob(os.path.join(LAUNCH_DIR, '*.launch.py')))
+SUBSYSTEM_FILES = [f for f in LAUNCH_FILES if os.path.basename(f) != 'agent.launch.py']
+LAUNCH_TESTS = sorted(glob.glob(os.path.join(REPO, 'test', 'launch', 'test_*.py')))
+SKIP_LAUNCH_TESTING = ('launch_testing is not installable here, see platform.md; '
+                       'they run in the Docker CI')
+
+ENTRIES = graph.load_graph(CONFIG)
+PACKAGES = sorted({e.package for e in ENTRIES})
+PARAM_FILES = sorted({p for e in ENTRIES for p in e.params})
+
+
+def _load_helper():
+    """Import launch/_graph_launch.py by path, as the launch files do (its pure part only)."""
+    spec = importlib.util.spec_from_file_location('llm_agent_graph_launch_under_test', HELPER_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helper = _load_helper()
+
+
+def _tree(path):
+    with open(path, encoding='utf-8') as f:
+        return ast.parse(f.read(), filename=path)
+
+
+def _strings(tree):
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _calls(tree, name):
+    """Calls of `name(...)` or `x.name(...)` in a tree."""
+    out = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if (isinstance(f, ast.Name) and f.id == name) or (isinstance(f, ast.Attribute) and f.attr == name):
+                out.append(n)
+    return out
+
+
+def _groups_of(path):
+    """The literal module-level GROUPS tuple of a launch file."""
+    for node in _tree(path).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'GROUPS' for t in node.targets):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, tuple) and all(isinstance(g, str) for g in value), path
+            return value
+    raise AssertionError(f'{path}: no module-level GROUPS = (...) literal')
+
+
+def _graph_identifiers():
+    return ({e.name for e in ENTRIES} | {e.executable for e in ENTRIES} |
+            {e.package for e in ENTRIES} | {e.module for e in ENTRIES})
+
+
+def _module_missing(module):
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:
+        return True
+
+
+# --- the launch files --------------------------------------------------------------------------
+
+def test_launch_folder_has_the_agent_and_one_file_per_group():
+    names = {os.path.basename(f) for f in LAUNCH_FILES}
+    expected = {'agent.launch.py'} | {f'{e.group}.launch.py' for e in ENTRIES}
+    assert expected <= names, f'missing launch files: {sorted(expected - names)}'
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES + [HELPER_PATH], ids=os.path.basename)
+def test_launch_file_compiles(path):
+    with open(path, encoding='utf-8') as f:
+        compile(f.read(), path, 'exec')
+
+
+@pytest.mark.parametrize('path', LAUNCH_FILES, ids=os.path.basename)
+def test_launch_file_names_no_node_and_uses_the_helper(path):
+    tree = _tree(path)
+    assert not _calls(tree, 'Node'), f'{path} builds a Node itself; nodes come from graph.yaml'
+    named = _strings(tree) & _graph_identifiers()
+    assert not named, f'{path} hard-codes {sorted(named)}; take them from config/graph.yaml'
+    assert '_graph_launch.py' in _strings(tree), f'{path} does not load launch/_graph_launch.py'
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_launch_description' in functions
+    generate = _calls(tree, 'generate')
+    assert generate and isinstance(generate[0].args[0], ast.Name) and generate[0].args[0].id == 'GROUPS', \
+        f'{path} must return the helper\'s generate(GROUPS)'
+
+
+def test_helper_builds_nodes_only_from_load_graph_and_select():
+    tree = _tree(HELPER_PATH)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'llm_agent_sim.graph'
+                for a in n.names}
+    assert {'load_graph', 'select'} <= imported
+    assert _calls(tree, 'load_graph') and _calls(tree, 'select')
+    node_calls = _calls(tree, 'Node')
+    assert len(node_calls) == 1, 'one Node(...) call, fed by node_specs'
+    call = node_calls[0]
+    assert not call.args and [k.arg for k in call.keywords] == [None], 'Node(**spec) only'
+    # In node_specs, package/executable/name are the graph entry's fields, never literals.
+    specs_fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == 'node_specs')
+    spec_dicts = [d for d in ast.walk(specs_fn) if isinstance(d, ast.Dict)
+                  and {'package', 'executable', 'name'} <= {k.value for k in d.keys if isinstance(k, ast.Constant)}]
+    assert len(spec_dicts) == 1
+    for key, value in zip(spec_dicts[0].keys, spec_dicts[0].values):
+        if isinstance(key, ast.Constant) and key.value in ('package', 'executable', 'name'):
+            assert isinstance(value, ast.Attribute) and value.attr == key.value, key.value
+    # The one node name the helper may spell is the target of the backend/model overrides.
+    assert _strings(tree) & _graph_identifiers() <= {helper.OVERRIDE_NODE}
+
+
+def test_subsystem_launch_files_cover_the_graph():
+    assert _groups_of(os.path.join(LAUNCH_DIR, 'agent.launch.py')) == (), 'agent.launch.py starts all'
+    graph_groups = {e.group for e in ENTRIES}
+    covered = set()
+    for path in SUBSYSTEM_FILES:
+        groups = _groups_of(path)
+        assert groups and set(groups) <= graph_groups, f'{path}: GROUPS {groups} not in the graph'
+        covered |= set(groups)
+        picked = [s['name'] for s in helper.node_specs(CONFIG, groups)]
+        assert picked == [e.name for e in ENTRIES if e.group in groups]
+    assert covered == graph_groups, f'no launch file starts {sorted(graph_groups - covered)}'
+
+
+def _ros_args_view(args):
+    """(parameter files, use_sim_time, namespace) out of a graph.ros_args list."""
+    files = [args[i + 1] for i, a in enumerate(args) if a == '--params-file']
+    sim_time = [args[i + 1] for i, a in enumerate(args) if a == '-p' and args[i + 1].startswith('use_sim_time:=')]
+    ns = [args[i + 1][len('__ns:='):] for i, a in enumerate(args) if a == '-r' and args[i + 1].startswith('__ns:=')]
+    return files, sim_time[-1] == 'use_sim_time:=true', ns[0] if ns else ''
+
+
+@pytest.mark.parametrize('namespace', ['', 'robot1', '/fleet/robot2/'])
+@pytest.mark.parametrize('use_sim_time', [False, True])
+def test_node_specs_agree_with_llm_agent_up(namespace, use_sim_time):
+    specs = helper.node_specs(CONFIG, namespace=namespace, use_sim_time=use_sim_time)
+    assert [s['name'] for s in specs] == [e.name for e in ENTRIES]
+    for spec, entry in zip(specs, ENTRIES):
+        files, follows_clock, ns = _ros_args_view(graph.ros_args(entry, CONFIG, namespace, use_sim_time))
+        assert (spec['package'], spec['executable']) == (entry.package, entry.executable)
+        assert spec['parameters'][:-1] == files
+        assert spec['parameters'][-1] == {'use_sim_time': follows_clock}
+        assert graph.normalise_namespace(spec.get('namespace', '')) == ns
+        if entry.group == 'sim':
+            assert follows_clock is False, 'the world never follows /clock'
+
+
+def test_use_sim_false_leaves_the_world_out():
+    names = [s['name'] for s in helper.node_specs(CONFIG, use_sim=False)]
+    assert names == [e.name for e in ENTRIES if e.group != 'sim']
+
+
+def test_backend_and_model_reach_only_the_decision_node():
+    target = [e for e in ENTRIES if e.name == helper.OVERRIDE_NODE]
+    assert target, f'{helper.OVERRIDE_NODE} is not in config/graph.yaml'
+    overrides = {helper.OVERRIDE_NODE: helper.brain_overrides('openai', 'gpt-4o-mini')}
+    for spec in helper.node_specs(CONFIG, overrides=overrides):
+        last = spec['parameters'][-1]
+        if spec['name'] == helper.OVERRIDE_NODE:
+            assert last == {'backend': 'openai', 'model': 'gpt-4o-mini'}
+        else:
+            assert set(last) == {'use_sim_time'}
+    assert helper.brain_overrides('', '') == {}, 'empty arguments keep brain.yaml\'s values'
+    assert helper.brain_overrides('transformers', '') == {'backend': 'transformers'}
+    with pytest.raises(graph.GraphError, match='backend'):
+        helper.brain_overrides('llamacpp', '')
+    with pytest.raises(graph.GraphError, match='use_sim'):
+        helper.parse_bool('use_sim', 'maybe')
+
+
+def test_decision_node_declares_the_overridden_parameters():
+    entry = next(e for e in ENTRIES if e.name == helper.OVERRIDE_NODE)
+    if _module_missing(entry.module):
+        pytest.skip(f'{entry.module} is not written yet (another developer\'s part)')
+    package_dir = os.path.dirname(importlib.util.find_spec(entry.package).origin)
+    strings = set()
+    for path in glob.glob(os.path.join(package_dir, '**', '*.py'), recursive=True):
+        strings |= _strings(_tree(path))
+    missing = set(helper.OVERRIDE_PARAMETERS) - strings
+    assert not missing, f'{entry.package} declares no parameter {sorted(missing)} (launch args)'
+
+
+def test_config_argument_resolution(tmp_path):
+    assert helper.resolve_config_dir('') == CONFIG, 'default: config/ beside launch/'
+    with pytest.raises(graph.GraphError, match='graph.yaml'):
+        helper.resolve_config_dir(str(tmp_path))
+    # Launch files installed elsewhere with no config/ beside them fall back to the install.
+    assert helper.resolve_config_dir('', str(tmp_path / 'launch')) == graph.default_config_dir()
+
+
+# --- graph entries against their packages ------------------------------------------------------
+
+def _console_scripts(package):
+    tree = _tree(os.path.join(REPO, 'src', package, 'setup.py'))
+    for call in _calls(tree, 'setup'):
+        for kw in call.keywords:
+            if kw.arg == 'entry_points':
+                scripts = ast.literal_eval(kw.value).get('console_scripts', [])
+                return {s.split('=')[0].strip(): s.split('=')[1].strip() for s in scripts}
+    return {}
+
+
+@pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)
+def test_executable_is_a_console_script_of_its_package(entry):
+    scripts = _console_scripts(entry.package)
+    assert entry.executable in scripts, f'{entry.package}/setup.py declares no {entry.executable}'
+    assert scripts[entry.executable] == f'{entry.module}:main', \
+        f'{entry.executable} runs {scripts[entry.executable]}, graph.yaml says {entry.module}:main'
+
+
+@pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)
+def test_node_module_imports_and_has_main(entry):
+    if _module_missing(entry.module):
+        pytest.skip(f'{entry.module} is not written yet (another developer\'s part)')
+    module = importlib.import_module(entry.module)
+    assert callable(getattr(module, 'main', None)), f'{entry.module} has no main()'
+
+
+def _ros_leaf_ok(value):
+    scalar = (bool, int, float, str)
+    if isinstance(value, scalar):
+        return True
+    # rcl's YAML parser wants non-empty lists of one type (ints and floats do not mix).
+    return (isinstance(value, list) and value and isinstance(value[0], scalar)
+            and all(type(v) is type(value[0]) for v in value))
+
+
+def _flatten(params, prefix=''):
+    for key, value in params.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f'{prefix}{key}.')
+        else:
+            yield f'{prefix}{key}', value
+
+
+@pytest.mark.parametrize('name', PARAM_FILES)
+def test_parameter_file_is_a_ros_parameter_file_of_graph_nodes(name):
+    path = os.path.join(CONFIG, name)
+    with open(path, encoding='utf-8') as f:
+        data = yaml.safe_load(f) or {}
+    assert isinstance(data, dict), f'{path}: top level must be a mapping'
+    users = {e.name for e in ENTRIES if name in e.params}
+    # A package may ship a node the graph does not start (e.g. image_decompressor, run on the
+    # receiving side): its section may live in the package's file, named after its console script.
+    shipped = {s for e in ENTRIES if name in e.params for s in _console_scripts(e.package)}
+    for key, body in data.items():
+        assert isinstance(key, str) and key.startswith('/**/'), f'{path}: key {key!r} must be /**/<node>'
+        node = key[len('/**/'):]
+        assert node in users | shipped, \
+            f'{path}: {key} is neither a graph node reading this file ({sorted(users)}) nor a node its packages ship'
+        assert isinstance(body, dict) and set(body) == {'ros__parameters'}, f'{path}: {key} needs ros__parameters:'
+        params = body['ros__parameters'] or {}
+        assert isinstance(params, dict), f'{path}: {key}.ros__parameters must be a mapping'
+        for pname, value in _flatten(params):
+            assert _ros_leaf_ok(value), f'{path}: {node}.{pname} = {value!r} is not a ROS parameter value'
+    # Once a node is written, its parameter files hold its section (strict in the final state).
+    written = {e.name for e in ENTRIES if name in e.params and not _module_missing(e.module)}
+    sections = {k[len('/**/'):] for k in data}
+    assert written <= sections, f'{path}: no /**/ section for {sorted(written - sections)}'
+
+
+# --- what is installed -------------------------------------------------------------------------
+
+@pytest.mark.parametrize('package', PACKAGES + ['llm_agent_interfaces'])
+def test_package_is_installed_in_the_ament_index(package):
+    from ament_index_python.packages import get_package_share_directory
+    from ament_index_python.resources import get_resource
+    get_resource('packages', package)  # raises LookupError when the marker is missing
+    share = get_package_share_directory(package)
+    assert os.path.isfile(os.path.join(share, 'package.xml')), f'{share}/package.xml missing'
+    if package != 'llm_agent_interfaces':  # ament_cmake writes its marker itself
+        assert os.path.isfile(os.path.join(REPO, 'src', package, 'resource', package))
+    assert os.path.isfile(os.path.join(graph.default_config_dir(), 'graph.yaml')), \
+        'share/llm_agent_sim/config/graph.yaml: the launch files\' fallback'
+
+
+@pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)
+def test_executable_is_installed_where_launch_ros_looks(entry):
+    from ament_index_python.packages import get_package_prefix
+    lib = os.path.join(get_package_prefix(entry.package), 'lib', entry.package)
+    if not os.path.isdir(lib):
+        pytest.skip(f'no {lib}: an editable pip install (make setup) puts scripts in bin/; '
+                    'colcon installs them in lib/<package>, checked in the Docker CI')
+    assert os.access(os.path.join(lib, entry.executable), os.X_OK), f'{lib}/{entry.executable} missing'
+
+
+# --- the launch tests --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('path', LAUNCH_TESTS, ids=os.path.basename)
+def test_launch_test_file_is_well_formed(path):
+    tree = _tree(path)
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_test_description' in functions
+    assert _calls(tree, 'ReadyToTest') and _calls(tree, 'assertExitCodes')
+    assert _calls(tree, 'post_shutdown_test')
+    launched = {s for s in _strings(tree) if s.endswith('.launch.py')}
+    assert launched and all(os.path.isfile(os.path.join(LAUNCH_DIR, s)) for s in launched), launched
+
+
+@pytest.mark.parametrize('path', LAUNCH_TESTS, ids=os.path.basename)
+def test_launch_test_passes(path, ros_env):
+    pytest.importorskip('launch_testing', reason=SKIP_LAUNCH_TESTING)
+    launch_test = shutil.which('launch_test')
+    assert launch_test, 'launch_testing imports but the launch_test command is not on PATH'
+    proc = subprocess.run([launch_test, path], env=ros_env, cwd=REPO, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, f'{os.path.basename(path)} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}'
+
+
+# --- Docker and CI files (no Docker engine here: they are parsed, not run) ---------------------
+
+def test_docker_and_ci_yaml_parse():
+    compose = yaml.safe_load(open(os.path.join(REPO, 'docker', 'compose.yaml'), encoding='utf-8'))
+    assert {'world', 'agent'} <= set(compose['services'])
+    ci = yaml.safe_load(open(os.path.join(REPO, '.github', 'workflows', 'ci.yml'), encoding='utf-8'))
+    assert len(ci['jobs']) >= 2
+
+
+@pytest.mark.parametrize('script', sorted(glob.glob(os.path.join(REPO, 'docker', '*.sh'))),
+                         ids=os.path.basename)
+def test_docker_shell_scripts_parse(script):
+    assert subprocess.run(['bash', '-n', script]).returncode == 0
+
+
+@pytest.mark.parametrize('dockerfile', sorted(glob.glob(os.path.join(REPO, 'docker', 'Dockerfile*'))),
+                         ids=os.path.basename)
+def test_dockerfile_uses_the_repo_requirements(dockerfile):
+    text = open(dockerfile, encoding='utf-8').read()
+    for name in ('torch.txt', 'runtime.txt', 'models.txt'):
+        assert f'requirements/{name}' in text or 'install_deps.sh' in text, f'{dockerfile}: {name}'
+    for ref in set(__import__('re').findall(r'requirements/[\w.]+\.txt', text)):
+        assert os.path.isfile(os.path.join(REPO, ref)), f'{dockerfile} names a missing {ref}'
