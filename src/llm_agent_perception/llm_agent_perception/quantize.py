@@ -31,6 +31,7 @@ class QuantParams:
     scale: float
     zero_point: float
     quantized_dtype: str
+    max_code: int = -1  # code of the range's top (values above are clipped to it); -1 = type max
 
     @property
     def max_error(self) -> float:
@@ -64,7 +65,8 @@ def params_for_range(lo: float, hi: float, max_error: float) -> QuantParams:
         scale = np.iinfo(np.uint16).max / (hi - lo)
         levels = np.iinfo(np.uint16).max
     qdtype = 'uint8' if levels <= np.iinfo(np.uint8).max else 'uint16'
-    return QuantParams(scale=float(scale), zero_point=float(-lo * scale), quantized_dtype=qdtype)
+    return QuantParams(scale=float(scale), zero_point=float(-lo * scale), quantized_dtype=qdtype,
+                       max_code=int(levels))
 
 
 def quantize(x: np.ndarray, p: QuantParams) -> np.ndarray:
@@ -73,8 +75,9 @@ def quantize(x: np.ndarray, p: QuantParams) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError('quantize() needs finite values')
     info = np.iinfo(_QDTYPES[p.quantized_dtype])
+    top = info.max if p.max_code < 0 else min(p.max_code, info.max)
     q = np.rint(x * p.scale + p.zero_point)
-    return np.clip(q, info.min, info.max).astype(_QDTYPES[p.quantized_dtype])
+    return np.clip(q, info.min, top).astype(_QDTYPES[p.quantized_dtype])
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: float,

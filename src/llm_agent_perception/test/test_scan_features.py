@@ -1,0 +1,131 @@
+"""Scan clean-up and the Observation's features on constructed scans and images."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from llm_agent_perception import features, scan_processing
+from llm_agent_perception.image_codec import BadInput
+from llm_agent_perception.scan_processing import ScanMeta, filter_scan
+from perception_photos import photo
+
+META = ScanMeta(angle_min=-math.pi, angle_max=math.pi - math.pi / 180,
+                angle_increment=math.pi / 180, range_min=0.1, range_max=10.0)
+
+
+def test_filter_handles_nonfinite_and_clamps():
+    r = np.full(360, 3.0, np.float32)
+    r[10] = np.nan
+    r[20] = np.inf
+    r[30] = -np.inf
+    r[40] = 50.0
+    r[50] = 0.01
+    r[100:110] = np.nan  # a gap wider than the median window
+    out = filter_scan(r, META, median_window=5, downsample_factor=1)
+    assert np.all(np.isfinite(out.ranges))
+    assert np.all((out.ranges >= 0.1) & (out.ranges <= 10.0))
+    assert out.nonfinite_in == 13
+    assert out.ranges[10] == pytest.approx(3.0)  # isolated NaN filled by its neighbours
+    assert out.ranges[105] == pytest.approx(10.0)  # no evidence: clear
+
+
+def test_median_removes_speckle_but_keeps_wide_obstacle():
+    r = np.full(360, 5.0, np.float32)
+    r[100] = 0.3  # one-beam speckle
+    r[200:210] = 1.0  # a real object 10 beams wide
+    out = filter_scan(r, META, median_window=5).ranges
+    assert out[100] == pytest.approx(5.0)
+    assert np.all(out[202:208] == pytest.approx(1.0))
+
+
+def test_downsample_keeps_nearest_and_fixes_geometry():
+    r = np.full(360, 5.0, np.float32)
+    r[7] = 1.0
+    out = filter_scan(r, META, median_window=1, downsample_factor=4)
+    assert out.ranges.size == 90
+    assert out.ranges[1] == pytest.approx(1.0)
+    assert out.meta.angle_increment == pytest.approx(4 * META.angle_increment)
+    assert out.meta.angle_max == pytest.approx(META.angle_min + 89 * 4 * META.angle_increment)
+
+
+@pytest.mark.parametrize('ranges,meta', [
+    (np.full(10, np.nan, np.float32), META),
+    (np.zeros(0, np.float32), META),
+    (np.ones(10, np.float32), ScanMeta(0.0, 1.0, 0.0, 0.1, 10.0)),
+    (np.ones(10, np.float32), ScanMeta(0.0, 1.0, 0.1, 5.0, 1.0)),
+    (np.ones(10, np.float32), ScanMeta(0.0, 1.0, 0.1, 0.1, float('nan'))),
+])
+def test_bad_scans_raise(ranges, meta):
+    with pytest.raises(BadInput):
+        filter_scan(ranges, meta)
+
+
+def test_sectors_on_constructed_scan():
+    r = np.full(360, 10.0)
+    angles = META.angle_min + META.angle_increment * np.arange(360)
+    def put(deg, value):
+        r[int(np.argmin(np.abs(angles - math.radians(deg))))] = value
+    put(0, 1.0); put(55, 2.0); put(-65, 3.0); put(120, 4.0); put(-110, 5.0); put(179, 6.0)
+    s = features.sector_ranges(r, META.angle_min, META.angle_increment, 0.1, 10.0)
+    assert s == {'front_range': 1.0, 'front_left_range': 2.0, 'front_right_range': 3.0,
+                 'left_range': 4.0, 'right_range': 5.0, 'rear_range': 6.0}
+    # A front-only scan (-30..30 deg) leaves the other sectors clear (range_max).
+    s = features.sector_ranges([2.0] * 61, -math.pi / 6, math.pi / 180, 0.1, 8.0)
+    assert s['front_range'] == 2.0 and s['rear_range'] == 8.0 and s['left_range'] == 8.0
+
+
+def test_goal_features():
+    d, b = features.goal_features(1.0, 1.0, math.pi / 2, (1.0, 3.0))
+    assert d == pytest.approx(2.0) and b == pytest.approx(0.0)
+    d, b = features.goal_features(0.0, 0.0, 0.0, (0.0, 2.0))
+    assert b == pytest.approx(math.pi / 2)  # to the left is positive
+    assert features.goal_features(0, 0, 0, None) == (features.NO_GOAL_DISTANCE, 0.0)
+    assert features.yaw_from_quaternion(0, 0, math.sin(0.3), math.cos(0.3)) == pytest.approx(0.6)
+
+
+def test_red_target_found_on_a_real_photo_with_bearing_and_size():
+    img = cv2.resize(photo('rocket'), (640, 480))
+    # A saturated red square on the left side of the frame, 80x80 px.
+    img[200:280, 100:180] = (0, 0, 230)
+    # rocket() (a launch pad under a blue sky) has no red blob of its own.
+    t = features.detect_target(img, 'red')
+    assert t.visible
+    assert t.u == pytest.approx(139.5, abs=3)
+    assert t.size == pytest.approx(80 * 80 / (640 * 480), rel=0.3)
+    bearing = features.pixel_bearing(t.u, 640, hfov_rad=math.radians(60))
+    assert bearing == pytest.approx(math.atan((320 - 139.5) / (320 / math.tan(math.radians(30)))),
+                                    abs=0.01)
+    assert bearing > 0  # left of centre
+
+
+def test_no_target_in_plain_photo_of_other_colour():
+    img = cv2.resize(photo('astronaut'), (320, 240))
+    assert not features.detect_target(img, 'green').visible
+
+
+def test_bearing_from_camera_info_k_scaled_to_image_width():
+    k = [500.0, 0, 300.0, 0, 500.0, 240.0, 0, 0, 1]
+    assert features.pixel_bearing(300.0, 640, k, 640) == pytest.approx(0.0)
+    assert features.pixel_bearing(150.0, 320, k, 640) == pytest.approx(0.0)
+    assert features.pixel_bearing(800.0, 640, k, 640) == pytest.approx(math.atan2(-500, 500))
+
+
+def test_feature_vector_is_finite_in_name_order_and_summary_is_one_line():
+    sectors = {n: 2.0 for n in features.SECTOR_NAMES}
+    sectors['front_range'] = float('nan')
+    values = features.feature_vector(sectors, (float('inf'), 0.3), (1.0, -0.2, 0.05),
+                                     0.25, float('nan'), clear_range=10.0)
+    assert len(values) == len(features.FEATURE_NAMES) == 13
+    assert all(math.isfinite(v) for v in values)
+    f = dict(zip(features.FEATURE_NAMES, values))
+    assert f['front_range'] == 10.0 and f['goal_distance'] == -1.0 and f['yaw_rate'] == 0.0
+    assert f['target_bearing'] == -0.2 and f['speed'] == 0.25
+    text = features.summary(features.FEATURE_NAMES, values)
+    assert '\n' not in text and 'red target visible' in text
+
+
+def test_largest_red_blob_wins_on_a_photo_with_red_of_its_own():
+    img = cv2.resize(photo('coffee'), (640, 480))  # a red cup and saucer fill ~30% of it
+    t = features.detect_target(img, 'red')
+    assert t.visible and t.size > 0.1
