@@ -115,15 +115,13 @@ def softmax(scores: Sequence[float]) -> List[float]:
 
 def merge_params(skill: str, proposed: Any, situation: Situation, catalog: Any,
                  margin_m: float = DEFAULT_MARGIN_M) -> Tuple[Optional[Dict[str, Any]], str]:
-    """Use a model's proposed params when they validate, else the derived ones; (params, how)."""
-    if isinstance(proposed, dict) and proposed:
+    """The model's proposed params when they validate, else (None, reason): an invalid answer
+    is a fallback, never an action. Without proposed params they come from the features."""
+    if proposed is not None and not isinstance(proposed, dict):
+        return None, 'params is not a JSON object'
+    if proposed:
         params, reason = catalog.validate(skill, proposed)
-        if not reason:
-            return params, 'model params'
-        derived = derive_params(skill, situation, catalog, margin_m)
-        if derived is not None:
-            return derived, f'model params refused ({reason}); derived from features'
-        return None, reason
+        return (params, 'model params') if not reason else (None, reason)
     derived = derive_params(skill, situation, catalog, margin_m)
     if derived is not None:
         return derived, 'derived from features'

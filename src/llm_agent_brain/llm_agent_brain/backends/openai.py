@@ -1,0 +1,180 @@
+"""Any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp server, Ollama).
+
+Stdlib HTTP only. The answer is constrained when the server allows it: first vLLM's
+`guided_json` plus `response_format` json_schema (the skill an enum of the allowed names);
+a server that refuses those fields (HTTP 400/422) is asked again without them, and that is
+remembered. Every answer is parsed and validated; timeouts and HTTP errors are retried a
+bounded number of times, then become a BackendError (the node's fallback).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Dict
+
+from llm_agent_brain import prompt
+from llm_agent_brain.backends import scoring
+from llm_agent_brain.backends.base import BackendBase
+from llm_agent_brain.backends.transformers import parse_answer
+from llm_agent_brain.types import BackendError, Choice, Situation
+
+LOG = logging.getLogger(__name__)
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+def answer_schema(catalog: Any) -> Dict[str, Any]:
+    """JSON schema of an answer: one allowed skill name and a params object."""
+    return {'type': 'object',
+            'properties': {'skill': {'type': 'string', 'enum': list(catalog.names)},
+                           'params': {'type': 'object'}},
+            'required': ['skill'], 'additionalProperties': False}
+
+
+class OpenAIBackend(BackendBase):
+    """Choose with a remote chat-completions server."""
+
+    name = 'openai'
+
+    def __init__(self, base_url: str = 'http://localhost:8000/v1', model: str = '',
+                 api_key_env: str = 'OPENAI_API_KEY', timeout_s: float = 10.0,
+                 max_retries: int = 2, retry_backoff_s: float = 0.2, guided: bool = True,
+                 margin_m: float = 0.5, max_instruction_chars: int = 500,
+                 scenario: str = prompt.DEFAULT_SCENARIO, max_tokens: int = 96,
+                 log: Callable[[str], None] = LOG.info) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip('/')
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max(0, int(max_retries))
+        self.retry_backoff_s = retry_backoff_s
+        self.guided = guided
+        self.margin_m = margin_m
+        self.max_instruction_chars = max_instruction_chars
+        self.scenario = scenario
+        self.max_tokens = max_tokens
+        self._log = log
+        self.requests = 0
+        self.failures = 0
+        self.retries = 0
+        self.last_error = ''
+
+    @property
+    def url(self) -> str:
+        base = self.base_url
+        return base + '/chat/completions' if base.endswith('/v1') else base + '/v1/chat/completions'
+
+    def load(self) -> None:
+        """Nothing to load: the server is asked at every decision."""
+        self.ready = True
+
+    def info(self) -> Dict[str, Any]:
+        out = super().info()
+        out.update({'model': self.model or '(server default)', 'url': self.url,
+                    'quantization': 'server', 'guided': self.guided,
+                    'requests': self.requests, 'failures': self.failures,
+                    'retries': self.retries, 'last_error': self.last_error})
+        return out
+
+    def _headers(self) -> Dict[str, str]:
+        headers = {'Content-Type': 'application/json', 'Accept': 'application/json'}
+        key = os.environ.get(self.api_key_env, '') if self.api_key_env else ''
+        if key:
+            headers['Authorization'] = f'Bearer {key}'
+        return headers
+
+    def request_body(self, situation: Situation, catalog: Any, guided: bool) -> Dict[str, Any]:
+        """The chat-completions request for one decision."""
+        user = prompt.user_text(situation, self.max_instruction_chars)
+        body: Dict[str, Any] = {
+            'messages': prompt.messages(catalog, user, self.scenario, examples=False,
+                                        json_answer=True),
+            'temperature': 0.0, 'max_tokens': self.max_tokens, 'stream': False}
+        if self.model:
+            body['model'] = self.model
+        if guided:
+            schema = answer_schema(catalog)
+            body['response_format'] = {'type': 'json_schema',
+                                       'json_schema': {'name': 'decision', 'schema': schema,
+                                                       'strict': True}}
+            body['guided_json'] = schema  # vLLM's own field; others ignore or refuse it
+        return body
+
+    def _post(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        data = json.dumps(body).encode('utf-8')
+        req = urllib.request.Request(self.url, data=data, headers=self._headers(), method='POST')
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            raw = resp.read(MAX_RESPONSE_BYTES + 1)
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise BackendError(f'answer larger than {MAX_RESPONSE_BYTES} bytes')
+        try:
+            return json.loads(raw.decode('utf-8'))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BackendError(f'server answered malformed JSON: {exc}') from exc
+
+    def complete(self, situation: Situation, catalog: Any) -> str:
+        """The model's answer text, with bounded retries; raise BackendError on failure."""
+        guided = self.guided
+        attempt = 0
+        while True:
+            self.requests += 1
+            try:
+                data = self._post(self.request_body(situation, catalog, guided))
+                return _content(data)
+            except urllib.error.HTTPError as exc:
+                detail = exc.read(300).decode('utf-8', 'replace') if exc.fp else ''
+                if exc.code in (400, 422) and guided:
+                    # The server does not know guided decoding: ask plainly from now on.
+                    self._log(f'{self.url} refused guided decoding (HTTP {exc.code}); '
+                              f'asking without it')
+                    self.guided = guided = False
+                    continue
+                error = f'HTTP {exc.code} from {self.url}: {detail[:120]}'
+                retry = exc.code >= 500 or exc.code == 429
+            except (socket.timeout, TimeoutError) as exc:
+                error, retry = f'timeout after {self.timeout_s:g} s ({exc})', True
+            except urllib.error.URLError as exc:
+                timed_out = isinstance(exc.reason, (socket.timeout, TimeoutError))
+                error = (f'timeout after {self.timeout_s:g} s' if timed_out
+                         else f'cannot reach {self.url}: {exc.reason}')
+                retry = True
+            except (OSError, ValueError) as exc:  # connection reset, bad status line...
+                error, retry = f'{type(exc).__name__}: {exc}', True
+            except BackendError as exc:
+                error, retry = str(exc), True
+            self.last_error = error
+            if not retry or attempt >= self.max_retries:
+                self.failures += 1
+                raise BackendError(f'openai backend: {error} (after {attempt + 1} attempt(s))')
+            attempt += 1
+            self.retries += 1
+            time.sleep(self.retry_backoff_s * attempt)
+
+    def choose(self, situation: Situation, catalog: Any) -> Choice:
+        text = self.complete(situation, catalog)
+        skill, proposed = parse_answer(text, catalog.names)
+        if skill is None:
+            raise BackendError(f'openai backend: answer names no allowed skill: {text[:120]!r}')
+        params, how = scoring.merge_params(skill, proposed, situation, catalog, self.margin_m)
+        if params is None:
+            raise BackendError(f'openai backend: {skill!r} with unusable parameters: {how}')
+        return Choice(skill=skill, params=params, confidence=0.5, source='llm',
+                      rationale=f'{self.model or "server"} answered {text[:80]!r}; {how}')
+
+
+def _content(data: Any) -> str:
+    """The first choice's message content of a chat-completions answer."""
+    try:
+        content = data['choices'][0]['message']['content']
+    except (KeyError, IndexError, TypeError) as exc:
+        raise BackendError(f'answer lacks choices[0].message.content: {str(data)[:120]}') from exc
+    if not isinstance(content, str):
+        raise BackendError('answer content is not text')
+    return content
+
+
