@@ -13,8 +13,14 @@ class SafetyGuard:
     """Decide whether forward motion is allowed from the latest laser scan."""
 
     def __init__(self, safety_distance_m: float = 0.4, half_angle_rad: float = 0.35,
-                 scan_timeout_s: float = 1.0):
+                 scan_timeout_s: float = 1.0, slowdown_gain: float = 1.0,
+                 creep_speed_mps: float = 0.08):
         self.safety_distance_m = safety_distance_m
+        # Near an obstacle forward speed is capped at gain * (clearance - safety distance), but
+        # never below the creep speed: the base reaches the safety distance slowly enough to
+        # stop before the obstacle, whatever its latency and deceleration limit.
+        self.slowdown_gain = slowdown_gain
+        self.creep_speed_mps = creep_speed_mps
         self.half_angle_rad = half_angle_rad
         self.scan_timeout_s = scan_timeout_s
         self.front_clearance_m: Optional[float] = None   # None: no valid ray in the sector
@@ -53,11 +59,16 @@ class SafetyGuard:
         return True, ''
 
     def filter(self, linear: float, angular: float, now: float) -> Tuple[float, float, str]:
-        """Return the command with forward motion removed when not allowed, and the reason."""
+        """Return the command with forward motion removed when not allowed (and the reason),
+        and forward speed capped near obstacles."""
         if linear > 0.0:
             ok, reason = self.forward_allowed(now)
             if not ok:
                 return 0.0, angular, reason
+            c = self.front_clearance_m
+            if c is not None:
+                cap = max(self.creep_speed_mps, self.slowdown_gain * (c - self.safety_distance_m))
+                linear = min(linear, cap)
         return linear, angular, ''
 
 

@@ -153,6 +153,12 @@ def test_guard_sector_nan_inf_and_timeout():
     assert not ok and 'way ahead blocked' in why and '0.30' in why
     assert g.filter(0.3, 0.2, 11.0)[:2] == (0.0, 0.2)
     assert g.filter(-0.1, 0.0, 11.0) == (-0.1, 0.0, '')   # backing away stays allowed
+    ranges[355] = 0.55              # near: forward speed capped, never below the creep speed
+    g.update_scan(ranges, 0.0, inc, now=11.0)
+    assert g.filter(0.5, 0.0, 11.0)[0] == pytest.approx(0.15)
+    ranges[355] = 0.42
+    g.update_scan(ranges, 0.0, inc, now=11.0)
+    assert g.filter(0.5, 0.0, 11.0)[0] == pytest.approx(0.08)
     ok, why = g.forward_allowed(12.5)
     assert not ok and 'no scan for' in why
     g.update_scan([float('nan')] * n, 0.0, inc, now=13.0)
