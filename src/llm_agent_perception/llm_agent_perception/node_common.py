@@ -182,7 +182,7 @@ class Diagnostics:
             status.level, status.message = DiagnosticStatus.OK, 'ok'
         self._last_bad = bad_total
         status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
-        msg = DiagnosticArray(statuses=[status])
+        msg = DiagnosticArray(status=[status])
         msg.header.stamp = self._node.get_clock().now().to_msg()
         self._pub.publish(msg)
 
