@@ -1,0 +1,453 @@
+"""ROS 2 node `sim_world`: wires the built-in 2D world (world.py, render.py) to topics.
+
+Sim time drives everything: a physics timer on the steady clock advances the world in fixed
+steps of 1/physics_rate_hz, `speed` times faster than real time, and publishes /clock. Sensor
+rates are in sim time; the camera and the scan run in their own callback groups, woken by guard
+conditions, so rendering never delays physics (a slow render drops frames, shown on diagnostics).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
+
+from .render import Camera
+from .world import Sim, SimParams, World, WorldError, generate_world, load_world, resolve_world_path
+
+NODE_NAME = 'sim_world'
+ODOM_FRAME, BASE_FRAME = 'odom', 'base_link'
+CAMERA_FRAME, LASER_FRAME = 'camera_optical_frame', 'laser_link'
+MAX_TICK_HZ = 250.0          # the physics timer never fires faster than this in real time
+MAX_CATCH_UP_S = 0.25        # real seconds of backlog physics may catch up in one tick
+
+# name: (default, description, (low, high) or None, read_only)
+PARAMETERS: Dict[str, tuple] = {
+    'world_file': ('room.yaml', 'World file: a path, or a name in share/llm_agent_sim/config/'
+                   'worlds; empty = generate a world from `seed`', None, False),
+    'seed': (0, 'Seed of the episode (generated world, scan noise); used on start and sim/reset',
+             (0, 2**31 - 1), False),
+    'speed': (1.0, 'Sim seconds per real second (faster than real time above 1)', (0.1, 50.0),
+              False),
+    'physics_rate_hz': (100.0, 'Physics steps per sim second', (10.0, 1000.0), False),
+    'camera_rate_hz': (10.0, 'Camera frames per sim second (image, depth, camera_info)',
+                       (0.5, 60.0), False),
+    'scan_rate_hz': (10.0, 'Laser scans per sim second', (0.5, 100.0), False),
+    'odom_rate_hz': (50.0, 'Odometry messages per sim second', (1.0, 500.0), False),
+    'image_width': (640, 'Camera image width in pixels', (16, 1920), True),
+    'image_height': (480, 'Camera image height in pixels', (16, 1080), True),
+    'camera_hfov_rad': (math.radians(60.0), 'Horizontal field of view of the pinhole camera',
+                        (0.2, 3.0), True),
+    'camera_height_m': (0.25, 'Height of the camera above the floor', (0.05, 0.95), True),
+    'scan_beams': (360, 'Beams of the 360 degree laser scan (angle_min -pi)', (8, 4000), True),
+    'scan_range_min_m': (0.05, 'Minimum range of the laser', (0.0, 1.0), True),
+    'scan_range_max_m': (8.0, 'Maximum range of the laser; farther = inf', (0.5, 100.0), True),
+    'scan_noise_std_m': (0.01, 'Standard deviation of Gaussian range noise', (0.0, 0.5), False),
+    'max_linear_speed_mps': (0.5, 'Linear speed limit of the base', (0.01, 5.0), False),
+    'max_angular_speed_radps': (1.5, 'Angular speed limit of the base', (0.01, 10.0), False),
+    'max_linear_accel_mps2': (1.0, 'Linear acceleration limit of the base', (0.01, 20.0), False),
+    'max_angular_accel_radps2': (3.0, 'Angular acceleration limit of the base', (0.01, 50.0),
+                                 False),
+    'goal_tolerance_m': (0.5, 'Distance of the robot centre to the goal that counts as reached',
+                         (0.05, 5.0), False),
+    'cmd_vel_timeout_s': (0.5, 'The base stops when no cmd_vel came for this long (sim time)',
+                          (0.05, 10.0), False),
+}
+SIM_PARAM_NAMES = ('max_linear_speed_mps', 'max_angular_speed_radps', 'max_linear_accel_mps2',
+                   'max_angular_accel_radps2', 'goal_tolerance_m', 'cmd_vel_timeout_s')
+
+
+def _descriptor(name: str, default: Any, description: str, bounds: Optional[tuple],
+                read_only: bool) -> ParameterDescriptor:
+    desc = ParameterDescriptor(name=name, description=description, read_only=read_only)
+    if bounds is not None and isinstance(default, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]),
+                                                        to_value=float(bounds[1]), step=0.0)]
+    elif bounds is not None and isinstance(default, int):
+        desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]),
+                                           step=1)]
+    return desc
+
+
+def _stamp(t: float) -> Time:
+    sec = int(math.floor(t))
+    return Time(sec=sec, nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
+
+
+def worlds_dir() -> Optional[str]:
+    """Return share/llm_agent_sim/config/worlds, or None when the package is not installed."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory('llm_agent_sim'), 'config', 'worlds')
+    except Exception:  # noqa: BLE001 - not installed: only paths work
+        return None
+
+
+def make_world(world_file: str, seed: int, goal_tolerance_m: float) -> World:
+    """Load the named world file, or generate one from seed when world_file is empty."""
+    if not world_file.strip():
+        return generate_world(seed, goal_tolerance_m)
+    return load_world(resolve_world_path(world_file.strip(), worlds_dir()))
+
+
+class _Rate:
+    """Count publications to report rates per sim second and per real second."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = (0, 0.0, time.monotonic())
+
+    def rates(self, t_sim: float) -> tuple:
+        n0, s0, r0 = self.last
+        now = time.monotonic()
+        self.last = (self.count, t_sim, now)
+        dn = self.count - n0
+        return (dn / (t_sim - s0) if t_sim > s0 else 0.0, dn / (now - r0) if now > r0 else 0.0)
+
+
+class SimWorldNode(Node):
+    """Publish camera, depth, scan, odometry, clock and events of the built-in world."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, description, bounds, read_only) in PARAMETERS.items():
+            self.declare_parameter(name, default,
+                                   _descriptor(name, default, description, bounds, read_only))
+        self._p: Dict[str, Any] = {n: self.get_parameter(n).value for n in PARAMETERS}
+        self._lock = threading.Lock()
+        world = make_world(self._p['world_file'], self._p['seed'], self._p['goal_tolerance_m'])
+        self.sim = Sim(world, self._sim_params(), seed=self._p['seed'])
+        self.camera = Camera(self._p['image_width'], self._p['image_height'],
+                             self._p['camera_hfov_rad'], self._p['camera_height_m'])
+        self._bad_commands = 0
+        self._render_s = 0.0
+        self._renders = 0
+        self._rates = {k: _Rate() for k in ('camera', 'scan', 'odom')}
+        self._due = {k: 0.0 for k in ('camera', 'scan', 'odom')}
+        self._debt = 0.0
+        self._last_tick = time.monotonic()
+        self._rtf = (time.monotonic(), 0.0, 0.0)
+        self._pending_events: List[Dict[str, Any]] = []
+
+        sensor_qos = qos_profile_sensor_data
+        self.pub_image = self.create_publisher(Image, 'camera/image_raw', sensor_qos)
+        self.pub_depth = self.create_publisher(Image, 'camera/depth/image_raw', sensor_qos)
+        self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor_qos)
+        self.pub_scan = self.create_publisher(LaserScan, 'scan', sensor_qos)
+        self.pub_odom = self.create_publisher(Odometry, 'odom', sensor_qos)
+        self.pub_clock = self.create_publisher(ClockMsg, '/clock', QoSProfile(depth=10))
+        self.pub_events = self.create_publisher(
+            String, 'sim/events', QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub_goal = self.create_publisher(
+            PoseStamped, 'goal_pose',
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.pub_diag = self.create_publisher(DiagnosticArray, 'diagnostics', QoSProfile(depth=10))
+
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._physics_group = MutuallyExclusiveCallbackGroup()
+        self._camera_group = MutuallyExclusiveCallbackGroup()
+        self._scan_group = MutuallyExclusiveCallbackGroup()
+        self._misc_group = MutuallyExclusiveCallbackGroup()
+        self._camera_gc = self.create_guard_condition(self._on_camera, self._camera_group)
+        self._scan_gc = self.create_guard_condition(self._on_scan, self._scan_group)
+        self.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, QoSProfile(depth=10),
+                                 callback_group=self._misc_group)
+        self.create_service(Trigger, 'sim/reset', self._on_reset, callback_group=self._misc_group)
+        self.create_timer(1.0, self._on_diagnostics, self._misc_group, clock=self._steady)
+        self._physics_timer = None
+        self._make_physics_timer()
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._publish_goal()
+        self.get_logger().info(
+            f'world {world.name!r} (seed {self._p["seed"]}), camera '
+            f'{self.camera.width}x{self.camera.height} hfov {self.camera.hfov_rad:.3f} rad, '
+            f'speed {self._p["speed"]}x')
+
+    # ------------------------------------------------------------------ parameters
+
+    def _sim_params(self) -> SimParams:
+        return SimParams(**{n: float(self._p[n]) for n in SIM_PARAM_NAMES})
+
+    def _make_physics_timer(self) -> None:
+        if self._physics_timer is not None:
+            self.destroy_timer(self._physics_timer)
+        tick_hz = min(self._p['physics_rate_hz'] * self._p['speed'], MAX_TICK_HZ)
+        self._physics_timer = self.create_timer(1.0 / tick_hz, self._on_physics,
+                                                self._physics_group, clock=self._steady)
+
+    def _validate_parameters(self, params: List[Parameter]) -> SetParametersResult:
+        for p in params:
+            if p.name == 'world_file':
+                seed = next((q.value for q in params if q.name == 'seed'), self._p['seed'])
+                try:
+                    make_world(str(p.value), int(seed), float(self._p['goal_tolerance_m']))
+                except WorldError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: List[Parameter]) -> None:
+        retime = False
+        with self._lock:
+            for p in params:
+                if p.name in self._p:
+                    self._p[p.name] = p.value
+                    retime |= p.name in ('speed', 'physics_rate_hz')
+            self.sim.params = self._sim_params()
+        if retime:
+            self._make_physics_timer()
+
+    # ------------------------------------------------------------------ physics
+
+    def _on_physics(self) -> None:
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick, now
+        dt = 1.0 / self._p['physics_rate_hz']
+        events: List[Dict[str, Any]] = []
+        publish_odom = False
+        with self._lock:
+            speed = self._p['speed']
+            self._debt = min(self._debt + min(elapsed, MAX_CATCH_UP_S) * speed,
+                             MAX_CATCH_UP_S * speed)
+            stepped = False
+            while self._debt >= dt:
+                events += self.sim.step(dt)
+                self._debt -= dt
+                stepped = True
+            events, self._pending_events = self._pending_events + events, []
+            t = self.sim.t
+            state = self.sim.state()
+            due = {}
+            for name in self._due:
+                period = 1.0 / self._p[f'{name}_rate_hz']
+                due[name] = t >= self._due[name] - 1e-9
+                if due[name]:
+                    self._due[name] += period
+                    if self._due[name] <= t:
+                        self._due[name] = t + period
+        if stepped:
+            self.pub_clock.publish(ClockMsg(clock=_stamp(t)))
+        for event in events:
+            self.pub_events.publish(String(data=json.dumps(event)))
+            if event['type'] == 'collision':
+                self.get_logger().info(f'collision with a {event.get("obstacle")} at '
+                                       f'({event["x"]:.2f}, {event["y"]:.2f})')
+            elif event['type'] == 'goal_reached':
+                self.get_logger().info(f'goal reached at t={event["t"]:.2f}')
+        publish_odom = due['odom']
+        if publish_odom:
+            self._publish_odom(state)
+        if due['camera']:
+            self._camera_gc.trigger()
+        if due['scan']:
+            self._scan_gc.trigger()
+
+    def _publish_odom(self, s: Any) -> None:
+        msg = Odometry()
+        msg.header = Header(stamp=_stamp(s.t), frame_id=ODOM_FRAME)
+        msg.child_frame_id = BASE_FRAME
+        msg.pose.pose.position.x, msg.pose.pose.position.y = s.x, s.y
+        msg.pose.pose.orientation.z = math.sin(s.yaw / 2.0)
+        msg.pose.pose.orientation.w = math.cos(s.yaw / 2.0)
+        msg.pose.covariance[0] = msg.pose.covariance[7] = msg.pose.covariance[35] = 1e-4
+        msg.twist.twist.linear.x = s.v
+        msg.twist.twist.angular.z = s.w
+        msg.twist.covariance[0] = msg.twist.covariance[35] = 1e-4
+        self.pub_odom.publish(msg)
+        self._rates['odom'].count += 1
+
+    # ------------------------------------------------------------------ sensors
+
+    def _on_camera(self) -> None:
+        with self._lock:
+            s = self.sim.state()
+            world = self.sim.world
+        start = time.perf_counter()
+        bgr, depth = self.camera.render(world, s.x, s.y, s.yaw)
+        self._render_s += time.perf_counter() - start
+        self._renders += 1
+        header = Header(stamp=_stamp(s.t), frame_id=CAMERA_FRAME)
+        h, w = self.camera.height, self.camera.width
+        image = Image(header=header, height=h, width=w, encoding='bgr8', is_bigendian=0,
+                      step=w * 3)
+        image.data = bgr.tobytes()
+        depth_msg = Image(header=header, height=h, width=w, encoding='16UC1',
+                          is_bigendian=int(sys.byteorder == 'big'), step=w * 2)
+        depth_msg.data = depth.tobytes()
+        info = CameraInfo(header=header, height=h, width=w, distortion_model='plumb_bob')
+        info.d = [0.0] * 5
+        info.k = list(self.camera.K)
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = list(self.camera.P)
+        self.pub_image.publish(image)
+        self.pub_depth.publish(depth_msg)
+        self.pub_info.publish(info)
+        self._rates['camera'].count += 1
+
+    def _on_scan(self) -> None:
+        p = self._p
+        with self._lock:
+            s = self.sim.state()
+            ranges = self.sim.scan(p['scan_beams'], -math.pi, p['scan_range_min_m'],
+                                   p['scan_range_max_m'], p['scan_noise_std_m'])
+        n = len(ranges)
+        msg = LaserScan(header=Header(stamp=_stamp(s.t), frame_id=LASER_FRAME))
+        msg.angle_min = -math.pi
+        msg.angle_increment = 2.0 * math.pi / n
+        msg.angle_max = msg.angle_min + msg.angle_increment * (n - 1)
+        msg.time_increment = 0.0
+        msg.scan_time = 1.0 / p['scan_rate_hz']
+        msg.range_min = float(p['scan_range_min_m'])
+        msg.range_max = float(p['scan_range_max_m'])
+        msg.ranges = ranges.tolist()
+        self.pub_scan.publish(msg)
+        self._rates['scan'].count += 1
+
+    # ------------------------------------------------------------------ commands, reset
+
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        with self._lock:
+            ok = self.sim.command(msg.linear.x, msg.angular.z)
+            if not ok:
+                self._bad_commands += 1
+        if not ok:
+            self.get_logger().warn(
+                f'cmd_vel with a non-finite value (linear.x={msg.linear.x}, '
+                f'angular.z={msg.angular.z}) ignored; the base is commanded to stop',
+                throttle_duration_sec=2.0)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        seed, world_file = int(self._p['seed']), str(self._p['world_file'])
+        try:
+            world = make_world(world_file, seed, float(self._p['goal_tolerance_m']))
+        except WorldError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        with self._lock:
+            event = self.sim.reset(world, seed)
+            self._pending_events.append(event)
+            for name in self._due:                  # first frames right after the reset
+                self._due[name] = self.sim.t
+        self._publish_goal()
+        response.success = True
+        response.message = f'episode {event["episode"]} in world {world.name!r} (seed {seed})'
+        self.get_logger().info(response.message)
+        return response
+
+    def _publish_goal(self) -> None:
+        with self._lock:
+            gx, gy = self.sim.world.goal
+            t = self.sim.t
+        msg = PoseStamped(header=Header(stamp=_stamp(t), frame_id=ODOM_FRAME))
+        msg.pose.position.x, msg.pose.position.y = gx, gy
+        msg.pose.orientation.w = 1.0
+        self.pub_goal.publish(msg)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _on_diagnostics(self) -> None:
+        with self._lock:
+            t = self.sim.t
+            collisions, goals = self.sim.collisions, self.sim.goals_reached
+            episode, world = self.sim.episode, self.sim.world.name
+        now = time.monotonic()
+        r0, t0, _ = self._rtf
+        rtf = (t - t0) / (now - r0) if now > r0 else 0.0
+        self._rtf = (now, t, rtf)
+        status = DiagnosticStatus(name=self.get_name(), hardware_id='llm_agent_sim')
+        values = [('sim_time_s', f'{t:.3f}'), ('real_time_factor', f'{rtf:.2f}'),
+                  ('speed', f'{self._p["speed"]:.2f}'), ('world', world),
+                  ('episode', str(episode)), ('collisions', str(collisions)),
+                  ('goals_reached', str(goals)), ('bad_commands', str(self._bad_commands))]
+        slow = []
+        for name, rate in self._rates.items():
+            per_sim, per_real = rate.rates(t)
+            values += [(f'{name}_rate_hz', f'{per_sim:.2f}'),
+                       (f'{name}_rate_real_hz', f'{per_real:.2f}')]
+            if t > t0 and per_sim < 0.7 * self._p[f'{name}_rate_hz']:
+                slow.append(name)
+        mean_ms = 1000.0 * self._render_s / self._renders if self._renders else 0.0
+        values.append(('render_ms', f'{mean_ms:.2f}'))
+        self._render_s, self._renders = 0.0, 0
+        status.values = [KeyValue(key=k, value=v) for k, v in values]
+        if slow:
+            status.level = DiagnosticStatus.WARN
+            status.message = 'below the configured rate (sim time): ' + ', '.join(slow)
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = f'running at {rtf:.2f}x real time'
+        self.pub_diag.publish(DiagnosticArray(header=Header(stamp=_stamp(t)), status=[status]))
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    # One stop is enough: a terminal or a launcher may deliver the signal twice (to the process
+    # and to its group); a second one must not interrupt the clean shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the sim_world node until Ctrl-C; return 0, or 1 when the world cannot be built."""
+    from rclpy.exceptions import ParameterException
+    from rclpy.signals import SignalHandlerOptions
+
+    # rclpy's own SIGINT handler shuts the context down under running callbacks (they then fail
+    # on destroyed publishers); instead let Ctrl-C and SIGTERM stop spin() here, then wait for
+    # the callbacks in flight before destroying the node.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    node: Optional[SimWorldNode] = None
+    executor: Optional[MultiThreadedExecutor] = None
+    try:
+        try:
+            node = SimWorldNode()
+        except (WorldError, ParameterException, ValueError) as exc:
+            rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
+            return 1
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if executor is not None:
+            # rclpy 7.1's Executor.shutdown() does not wait for callbacks in flight (they then
+            # touch its destroyed guard condition or our destroyed publishers): spin() has
+            # returned, so first let the worker pool finish what it runs.
+            pool = getattr(executor, '_executor', None)
+            if pool is not None:
+                pool.shutdown(wait=True)
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
