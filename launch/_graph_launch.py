@@ -1,7 +1,7 @@
 """Shared logic of the launch files in this folder: turn config/graph.yaml into launch_ros Nodes.
 
 NOT RUN ON THE DEVELOPMENT MACHINES: `launch`, `launch_ros` and `ros2cli` are not installable
-there (no PyPI or Debian package, see ../shared/platform.md), so these launch files were written
+there (no PyPI or Debian package; see the README), so these launch files were written
 for a real ROS 2 Jazzy install (the Docker image, a robot) and only compiled, AST-checked and
 their pure part (`node_specs`) unit-tested by tests/test_launch_graph.py. They run in the Docker
 CI job (docker/run_tests.sh through the launch tests in test/launch/).
