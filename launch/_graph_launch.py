@@ -20,8 +20,13 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from llm_agent_sim.graph import (GraphError, default_config_dir, load_graph, normalise_namespace,
-                                 select)
+from llm_agent_sim.graph import (
+    GraphError,
+    default_config_dir,
+    load_graph,
+    normalise_namespace,
+    select,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,7 +52,7 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 def resolve_config_dir(value: str = '', launch_dir: str = HERE) -> str:
-    """The config folder: the argument, else the repo's config/ beside launch/, else the install's."""
+    """The config folder: the argument, else config/ beside launch/, else the installed one."""
     if value:
         path = os.path.abspath(os.path.expanduser(value))
         if not os.path.isfile(os.path.join(path, 'graph.yaml')):
@@ -63,8 +68,9 @@ def brain_overrides(backend: str = '', model: str = '') -> Dict[str, str]:
     """Parameter overrides for OVERRIDE_NODE; an empty argument keeps the parameter file's value."""
     backend = backend.strip()
     if backend and backend not in BACKENDS:
-        raise GraphError(f'launch argument backend:={backend!r}: choose one of {", ".join(BACKENDS)}')
-    values = dict(zip(OVERRIDE_PARAMETERS, (backend, model.strip())))
+        raise GraphError(f'launch argument backend:={backend!r}: '
+                         f'choose one of {", ".join(BACKENDS)}')
+    values = dict(zip(OVERRIDE_PARAMETERS, (backend, model.strip()), strict=True))
     return {k: v for k, v in values.items() if v}
 
 
@@ -115,7 +121,8 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
 
     args = [
         DeclareLaunchArgument('namespace', default_value='',
-                              description='ROS namespace of every node (one per robot), e.g. robot1'),
+                              description='ROS namespace of every node (one per robot), '
+                                          'e.g. robot1'),
         DeclareLaunchArgument('config', default_value='',
                               description='folder with graph.yaml and the parameter files '
                                           '(default: config/ beside launch/, else '
@@ -183,8 +190,9 @@ def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, select
 
 def generate(groups: Sequence[str] = ()):
     """The LaunchDescription of the graph, or of `groups` of it (a per-subsystem file)."""
-    from launch import LaunchDescription
     from launch.actions import OpaqueFunction
+
+    from launch import LaunchDescription
 
     whole = not groups
     sim_switch = whole                                  # use_sim where the world is optional

@@ -11,8 +11,9 @@ Arguments (`ros2 launch launch/agent.launch.py --show-args`):
   only:=a,b / without:=a,b    pick nodes or groups, as `llm-agent up --only/--without`
 Example: ros2 launch launch/agent.launch.py use_sim:=false namespace:=robot1 backend:=openai
 
-NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable there (no PyPI
-or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job (test/launch/).
+NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable there (no
+PyPI or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job
+(test/launch/).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through
 llm_agent_sim.graph, in _graph_launch.py beside this file: no node is named here.
 """

@@ -2,8 +2,9 @@
 
 Arguments: namespace, config, use_sim_time, backend (transformers|openai), model.
 
-NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable there (no PyPI
-or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job (test/launch/).
+NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable there (no
+PyPI or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job
+(test/launch/).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through
 llm_agent_sim.graph, in _graph_launch.py beside this file: no node is named here.
 """

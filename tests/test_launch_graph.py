@@ -17,9 +17,9 @@ import glob
 import importlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -58,7 +58,8 @@ def _tree(path):
 
 
 def _strings(tree):
-    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    return {n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
 def _calls(tree, name):
@@ -67,7 +68,8 @@ def _calls(tree, name):
     for n in ast.walk(tree):
         if isinstance(n, ast.Call):
             f = n.func
-            if (isinstance(f, ast.Name) and f.id == name) or (isinstance(f, ast.Attribute) and f.attr == name):
+            if ((isinstance(f, ast.Name) and f.id == name)
+                    or (isinstance(f, ast.Attribute) and f.attr == name)):
                 out.append(n)
     return out
 
@@ -75,7 +77,8 @@ def _calls(tree, name):
 def _groups_of(path):
     """The literal module-level GROUPS tuple of a launch file."""
     for node in _tree(path).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == 'GROUPS' for t in node.targets):
+        targets = [t.id for t in getattr(node, 'targets', []) if isinstance(t, ast.Name)]
+        if isinstance(node, ast.Assign) and 'GROUPS' in targets:
             value = ast.literal_eval(node.value)
             assert isinstance(value, tuple) and all(isinstance(g, str) for g in value), path
             return value
@@ -118,13 +121,15 @@ def test_launch_file_names_no_node_and_uses_the_helper(path):
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_launch_description' in functions
     generate = _calls(tree, 'generate')
-    assert generate and isinstance(generate[0].args[0], ast.Name) and generate[0].args[0].id == 'GROUPS', \
+    first = generate[0].args[0] if generate and generate[0].args else None
+    assert isinstance(first, ast.Name) and first.id == 'GROUPS', \
         f'{path} must return the helper\'s generate(GROUPS)'
 
 
 def test_helper_builds_nodes_only_from_load_graph_and_select():
     tree = _tree(HELPER_PATH)
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'llm_agent_sim.graph'
+    imported = {a.name for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module == 'llm_agent_sim.graph'
                 for a in n.names}
     assert {'load_graph', 'select'} <= imported
     assert _calls(tree, 'load_graph') and _calls(tree, 'select')
@@ -133,11 +138,13 @@ def test_helper_builds_nodes_only_from_load_graph_and_select():
     call = node_calls[0]
     assert not call.args and [k.arg for k in call.keywords] == [None], 'Node(**spec) only'
     # In node_specs, package/executable/name are the graph entry's fields, never literals.
-    specs_fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == 'node_specs')
+    specs_fn = next(n for n in ast.walk(tree)
+                    if isinstance(n, ast.FunctionDef) and n.name == 'node_specs')
+    fields = {'package', 'executable', 'name'}
     spec_dicts = [d for d in ast.walk(specs_fn) if isinstance(d, ast.Dict)
-                  and {'package', 'executable', 'name'} <= {k.value for k in d.keys if isinstance(k, ast.Constant)}]
+                  and fields <= {k.value for k in d.keys if isinstance(k, ast.Constant)}]
     assert len(spec_dicts) == 1
-    for key, value in zip(spec_dicts[0].keys, spec_dicts[0].values):
+    for key, value in zip(spec_dicts[0].keys, spec_dicts[0].values, strict=True):
         if isinstance(key, ast.Constant) and key.value in ('package', 'executable', 'name'):
             assert isinstance(value, ast.Attribute) and value.attr == key.value, key.value
     # The one node name the helper may spell is the target of the backend/model overrides.
@@ -145,7 +152,7 @@ def test_helper_builds_nodes_only_from_load_graph_and_select():
 
 
 def test_subsystem_launch_files_cover_the_graph():
-    assert _groups_of(os.path.join(LAUNCH_DIR, 'agent.launch.py')) == (), 'agent.launch.py starts all'
+    assert _groups_of(os.path.join(LAUNCH_DIR, 'agent.launch.py')) == (), 'agent starts all'
     graph_groups = {e.group for e in ENTRIES}
     covered = set()
     for path in SUBSYSTEM_FILES:
@@ -160,8 +167,9 @@ def test_subsystem_launch_files_cover_the_graph():
 def _ros_args_view(args):
     """(parameter files, use_sim_time, namespace) out of a graph.ros_args list."""
     files = [args[i + 1] for i, a in enumerate(args) if a == '--params-file']
-    sim_time = [args[i + 1] for i, a in enumerate(args) if a == '-p' and args[i + 1].startswith('use_sim_time:=')]
-    ns = [args[i + 1][len('__ns:='):] for i, a in enumerate(args) if a == '-r' and args[i + 1].startswith('__ns:=')]
+    pairs = list(zip(args, args[1:], strict=False))  # each flag with its value
+    sim_time = [v for a, v in pairs if a == '-p' and v.startswith('use_sim_time:=')]
+    ns = [v[len('__ns:='):] for a, v in pairs if a == '-r' and v.startswith('__ns:=')]
     return files, sim_time[-1] == 'use_sim_time:=true', ns[0] if ns else ''
 
 
@@ -170,8 +178,9 @@ def _ros_args_view(args):
 def test_node_specs_agree_with_llm_agent_up(namespace, use_sim_time):
     specs = helper.node_specs(CONFIG, namespace=namespace, use_sim_time=use_sim_time)
     assert [s['name'] for s in specs] == [e.name for e in ENTRIES]
-    for spec, entry in zip(specs, ENTRIES):
-        files, follows_clock, ns = _ros_args_view(graph.ros_args(entry, CONFIG, namespace, use_sim_time))
+    for spec, entry in zip(specs, ENTRIES, strict=True):
+        args = graph.ros_args(entry, CONFIG, namespace, use_sim_time)
+        files, follows_clock, ns = _ros_args_view(args)
         assert (spec['package'], spec['executable']) == (entry.package, entry.executable)
         assert spec['parameters'][:-1] == files
         assert spec['parameters'][-1] == {'use_sim_time': follows_clock}
@@ -217,6 +226,11 @@ def test_decision_node_declares_the_overridden_parameters():
     missing = set(helper.OVERRIDE_PARAMETERS) - known
     assert not missing, (f'{entry.module} declares no parameter {sorted(missing)}, which the '
                          'launch arguments backend/model override')
+
+
+def test_backend_choices_are_the_brains():
+    from llm_agent_brain.backends.base import BACKENDS
+    assert tuple(helper.BACKENDS) == tuple(BACKENDS), 'launch argument backend offers other choices'
 
 
 def test_config_argument_resolution(tmp_path):
@@ -283,15 +297,19 @@ def test_parameter_file_is_a_ros_parameter_file_of_graph_nodes(name):
     # receiving side): its section may live in the package's file, named after its console script.
     shipped = {s for e in ENTRIES if name in e.params for s in _console_scripts(e.package)}
     for key, body in data.items():
-        assert isinstance(key, str) and key.startswith('/**/'), f'{path}: key {key!r} must be /**/<node>'
+        assert isinstance(key, str) and key.startswith('/**/'), \
+            f'{path}: key {key!r} must be /**/<node>'
         node = key[len('/**/'):]
         assert node in users | shipped, \
-            f'{path}: {key} is neither a graph node reading this file ({sorted(users)}) nor a node its packages ship'
-        assert isinstance(body, dict) and set(body) == {'ros__parameters'}, f'{path}: {key} needs ros__parameters:'
+            f'{path}: {key} is neither a graph node reading this file ({sorted(users)}) ' \
+            'nor a node its packages ship'
+        assert isinstance(body, dict) and set(body) == {'ros__parameters'}, \
+            f'{path}: {key} needs ros__parameters:'
         params = body['ros__parameters'] or {}
         assert isinstance(params, dict), f'{path}: {key}.ros__parameters must be a mapping'
         for pname, value in _flatten(params):
-            assert _ros_leaf_ok(value), f'{path}: {node}.{pname} = {value!r} is not a ROS parameter value'
+            assert _ros_leaf_ok(value), \
+                f'{path}: {node}.{pname} = {value!r} is not a ROS parameter value'
     # Once a node is written, its parameter files hold its section (strict in the final state).
     written = {e.name for e in ENTRIES if name in e.params and not _module_missing(e.module)}
     sections = {k[len('/**/'):] for k in data}
@@ -320,7 +338,8 @@ def test_executable_is_installed_where_launch_ros_looks(entry):
     if not os.path.isdir(lib):
         pytest.skip(f'no {lib}: an editable pip install (make setup) puts scripts in bin/; '
                     'colcon installs them in lib/<package>, checked in the Docker CI')
-    assert os.access(os.path.join(lib, entry.executable), os.X_OK), f'{lib}/{entry.executable} missing'
+    assert os.access(os.path.join(lib, entry.executable), os.X_OK), \
+        f'{lib}/{entry.executable} missing'
 
 
 # --- the launch tests --------------------------------------------------------------------------
@@ -343,15 +362,18 @@ def test_launch_test_passes(path, ros_env):
     assert launch_test, 'launch_testing imports but the launch_test command is not on PATH'
     proc = subprocess.run([launch_test, path], env=ros_env, cwd=REPO, capture_output=True,
                           text=True, timeout=900)
-    assert proc.returncode == 0, f'{os.path.basename(path)} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}'
+    assert proc.returncode == 0, \
+        f'{os.path.basename(path)} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}'
 
 
 # --- Docker and CI files (no Docker engine here: they are parsed, not run) ---------------------
 
 def test_docker_and_ci_yaml_parse():
-    compose = yaml.safe_load(open(os.path.join(REPO, 'docker', 'compose.yaml'), encoding='utf-8'))
+    with open(os.path.join(REPO, 'docker', 'compose.yaml'), encoding='utf-8') as f:
+        compose = yaml.safe_load(f)
     assert {'world', 'agent'} <= set(compose['services'])
-    ci = yaml.safe_load(open(os.path.join(REPO, '.github', 'workflows', 'ci.yml'), encoding='utf-8'))
+    with open(os.path.join(REPO, '.github', 'workflows', 'ci.yml'), encoding='utf-8') as f:
+        ci = yaml.safe_load(f)
     assert len(ci['jobs']) >= 2
 
 
@@ -361,11 +383,14 @@ def test_docker_shell_scripts_parse(script):
     assert subprocess.run(['bash', '-n', script]).returncode == 0
 
 
-@pytest.mark.parametrize('dockerfile', sorted(glob.glob(os.path.join(REPO, 'docker', 'Dockerfile*'))),
-                         ids=os.path.basename)
+DOCKERFILES = sorted(glob.glob(os.path.join(REPO, 'docker', 'Dockerfile*')))
+
+
+@pytest.mark.parametrize('dockerfile', DOCKERFILES, ids=os.path.basename)
 def test_dockerfile_uses_the_repo_requirements(dockerfile):
-    text = open(dockerfile, encoding='utf-8').read()
+    with open(dockerfile, encoding='utf-8') as f:
+        text = f.read()
     for name in ('torch.txt', 'runtime.txt', 'models.txt'):
         assert f'requirements/{name}' in text or 'install_deps.sh' in text, f'{dockerfile}: {name}'
-    for ref in set(__import__('re').findall(r'requirements/[\w.]+\.txt', text)):
+    for ref in set(re.findall(r'requirements/[\w.]+\.txt', text)):
         assert os.path.isfile(os.path.join(REPO, ref)), f'{dockerfile} names a missing {ref}'

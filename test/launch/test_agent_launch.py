@@ -15,13 +15,14 @@ import math
 import os
 import unittest
 
-import launch
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
 import pytest
+
+import launch
 
 _spec = importlib.util.spec_from_file_location(
     '_probe', os.path.join(os.path.dirname(os.path.abspath(__file__)), '_probe.py'))
@@ -64,6 +65,7 @@ class TestAgentGraph(unittest.TestCase):
 
     def test_decision_is_valid(self):
         from llm_agent_actuation.catalog import load_catalog
+
         from llm_agent_interfaces.msg import Decision
         msgs = self.probe.messages(Decision, 'agent/decision', 1, DECISION_S)
         self.assertTrue(msgs, f'no Decision on /{NAMESPACE}/agent/decision')

@@ -13,13 +13,14 @@ import math
 import os
 import unittest
 
-import launch
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 import launch_testing
 import launch_testing.actions
 import launch_testing.asserts
 import pytest
+
+import launch
 
 _spec = importlib.util.spec_from_file_location(
     '_probe', os.path.join(os.path.dirname(os.path.abspath(__file__)), '_probe.py'))
