@@ -17,6 +17,8 @@ PIP_PROVIDED_KEYS="python3-torch python3-transformers-pip python3-bitsandbytes-p
 
 case "${1:-}" in
   rosdep)
+    # PIP_CONSTRAINT (set in the Dockerfiles) names this file: it must exist for any pip run.
+    mkdir -p "$(dirname "$constraints")" && touch "$constraints"
     apt-get update
     apt-get install -y --no-install-recommends python3-pip
     rosdep update --rosdistro "$ROS_DISTRO"
@@ -25,7 +27,6 @@ case "${1:-}" in
     rm -rf /var/lib/apt/lists/*
     # ROS's message packages are compiled against Ubuntu's numpy (1.x on noble); a numpy 2 from
     # pip would break their C extensions. Pin pip to the numpy apt installed, for every later pip.
-    mkdir -p "$(dirname "$constraints")"
     python3 -c 'import numpy; print(f"numpy=={numpy.__version__}")' > "$constraints"
     ;;
   pip)
