@@ -41,7 +41,7 @@ class BudgetController:
         return int(round(self._q))
 
     def update(self, nbytes: int, dt_s: float) -> int:
-        """Record a frame of nbytes encoded at `quality`, dt_s after the previous; return the next quality."""
+        """Record a frame of nbytes made at `quality`, dt_s after the last; return the next quality."""
         q_used = self.quality
         nbytes = max(int(nbytes), 1)
         dt_s = min(max(dt_s, 1e-3), 1.0)  # a pause in the stream must not bank a huge credit

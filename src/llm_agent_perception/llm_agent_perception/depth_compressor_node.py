@@ -1,4 +1,4 @@
-"""Compress camera/depth/image_raw to camera/depth/image_raw/compressedDepth (stock layout or zstd)."""
+"""Compress camera/depth/image_raw to .../compressedDepth (stock png layout, or zstd)."""
 from __future__ import annotations
 
 import time
@@ -9,8 +9,16 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import depth_codec
 from .image_codec import BadInput
-from .node_common import (BadInputs, Diagnostics, LatestWorker, Param, Params, StreamStats,
-                          run_node, sensor_qos)
+from .node_common import (
+    BadInputs,
+    Diagnostics,
+    LatestWorker,
+    Param,
+    Params,
+    StreamStats,
+    run_node,
+    sensor_qos,
+)
 
 PARAMS = [
     Param('format', 'png', 'png: compressed_depth_image_transport layout (stock plugin reads '

@@ -6,8 +6,8 @@ target_visible, target_bearing and target_size are 0.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -128,7 +128,7 @@ def feature_vector(sectors: Dict[str, float], goal: Tuple[float, float],
 
 def summary(names: Sequence[str], values: Sequence[float], color: str = 'red') -> str:
     """One line of plain English for the LLM."""
-    f = dict(zip(names, values))
+    f = dict(zip(names, values, strict=False))
 
     def side(a: float) -> str:
         return f'{abs(math.degrees(a)):.0f} deg {"left" if a >= 0 else "right"}'

@@ -1,4 +1,4 @@
-"""Compress camera/image_raw to camera/image_raw/compressed in compressed_image_transport's format."""
+"""Compress camera/image_raw to camera/image_raw/compressed, compressed_image_transport's way."""
 from __future__ import annotations
 
 import time
@@ -10,8 +10,16 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from . import image_codec
 from .budget import BudgetController
-from .node_common import (BadInputs, Diagnostics, LatestWorker, Param, Params, StreamStats,
-                          run_node, sensor_qos)
+from .node_common import (
+    BadInputs,
+    Diagnostics,
+    LatestWorker,
+    Param,
+    Params,
+    StreamStats,
+    run_node,
+    sensor_qos,
+)
 
 PARAMS = [
     Param('format', 'jpeg', 'Compression: jpeg (lossy, small) or png (lossless)',

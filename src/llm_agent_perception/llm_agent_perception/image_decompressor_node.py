@@ -1,4 +1,4 @@
-"""Decode camera/image_raw/compressed back to a raw sensor_msgs/Image, for nodes without image_transport."""
+"""Decode camera/image_raw/compressed to a raw Image, for nodes without image_transport."""
 from __future__ import annotations
 
 import time

@@ -1,18 +1,22 @@
 """Shared node glue: parameters with descriptors, diagnostics, bad-input counting, worker, main."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from .stats import Percentiles, RateMeter, compression_ratio
 
@@ -245,12 +249,12 @@ def run_node(make_node: Callable[[], Node], args=None, threads: int = 2) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        close = getattr(node, 'close', None)
+        if close is not None:
+            close()  # stop worker threads first, so none publishes on a destroyed node
         if executor is not None:
             executor.shutdown()
         if node is not None:
-            close = getattr(node, 'close', None)
-            if close is not None:
-                close()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -8,15 +8,25 @@ from typing import Optional, Tuple
 
 import cv2
 from geometry_msgs.msg import PoseStamped
-from llm_agent_interfaces.msg import Observation
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
+from llm_agent_interfaces.msg import Observation
+
 from . import features, image_codec
-from .node_common import (BadInputs, Diagnostics, LatestWorker, Param, Params, StreamStats,
-                          latched_qos, run_node, sensor_qos)
+from .node_common import (
+    BadInputs,
+    Diagnostics,
+    LatestWorker,
+    Param,
+    Params,
+    StreamStats,
+    latched_qos,
+    run_node,
+    sensor_qos,
+)
 
 PARAMS = [
     Param('rate_hz', 5.0, 'Observations published per second (at most)', range=(0.1, 50.0)),

@@ -5,9 +5,10 @@ import array
 import time
 
 import numpy as np
-from llm_agent_interfaces.msg import CompressedArray, CompressedScan
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
+
+from llm_agent_interfaces.msg import CompressedArray, CompressedScan
 
 from . import quantize
 from .image_codec import BadInput

@@ -1,8 +1,8 @@
-"""LaserScan clean-up: non-finite values, clamping, median filter, angular downsampling (no rclpy)."""
+"""LaserScan clean-up: non-finite values, clamping, median filter, angular downsampling."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
 

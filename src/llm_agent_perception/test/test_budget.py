@@ -1,10 +1,10 @@
 """Budget mode holds a bytes-per-second target on a moving real-photo sequence."""
+from llm_agent_perception.budget import BudgetController
 import numpy as np
+from perception_photos import panning
 import pytest
 
 from llm_agent_perception import image_codec
-from llm_agent_perception.budget import BudgetController
-from perception_photos import panning
 
 FPS = 30.0
 

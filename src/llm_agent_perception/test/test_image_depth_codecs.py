@@ -3,10 +3,10 @@ import struct
 
 import cv2
 import numpy as np
+from perception_photos import NAMES, motorcycle_depth_mm, photo
 import pytest
 
 from llm_agent_perception import depth_codec, image_codec
-from perception_photos import NAMES, motorcycle_depth_mm, photo
 
 
 @pytest.mark.parametrize('name', NAMES)

@@ -1,23 +1,12 @@
-"""The nodes over real DDS: the test's own node publishes real frames and scans and checks outputs."""
-import os
+"""The nodes over real DDS: the test's node publishes real frames and scans, checks outputs."""
 import signal
 import subprocess
 import sys
 import time
 
 import cv2
-import numpy as np
-import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from llm_agent_interfaces.msg import CompressedScan, Observation
-from nav_msgs.msg import Odometry
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from sensor_msgs.msg import CompressedImage, Image, LaserScan
-
-from llm_agent_perception import features
 from llm_agent_perception.depth_compressor_node import DepthCompressor
 from llm_agent_perception.image_codec import psnr
 from llm_agent_perception.image_compressor_node import ImageCompressor
@@ -25,7 +14,17 @@ from llm_agent_perception.image_decompressor_node import ImageDecompressor, arra
 from llm_agent_perception.node_common import latched_qos, sensor_qos
 from llm_agent_perception.observer_node import Observer
 from llm_agent_perception.scan_filter_node import ScanFilter, from_compressed_array
+from nav_msgs.msg import Odometry
+import numpy as np
 from perception_photos import motorcycle_depth_mm, photo
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image, LaserScan
+
+from llm_agent_interfaces.msg import CompressedScan, Observation
+from llm_agent_perception import features
 
 
 @pytest.fixture
@@ -45,10 +44,12 @@ def graph(ros_context):
 
     yield tester, executor, add
     for node in under_test:
-        node.close() if hasattr(node, 'close') else None
+        if hasattr(node, 'close'):
+            node.close()  # stop worker threads before anything is destroyed
+    executor.shutdown()
+    for node in under_test:
         node.destroy_node()
     tester.destroy_node()
-    executor.shutdown()
 
 
 def collect(tester, msg_type, topic, qos=None):
@@ -220,13 +221,13 @@ def test_observer_features_over_dds(graph, spin_until):
     def ready():
         if not obs:
             return False
-        f = dict(zip(obs[-1].feature_names, obs[-1].feature_values))
+        f = dict(zip(obs[-1].feature_names, obs[-1].feature_values, strict=False))
         return f['target_visible'] == 1.0 and f['goal_distance'] > 0 and f['speed'] > 0
 
     assert pump(executor, spin_until, publish, ready, timeout_s=15.0)
     msg = obs[-1]
     assert tuple(msg.feature_names) == features.FEATURE_NAMES
-    f = dict(zip(msg.feature_names, msg.feature_values))
+    f = dict(zip(msg.feature_names, msg.feature_values, strict=False))
     assert all(np.isfinite(v) for v in msg.feature_values)
     assert f['front_range'] == pytest.approx(1.5)
     assert f['rear_range'] == pytest.approx(8.0)

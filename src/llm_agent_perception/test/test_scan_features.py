@@ -2,13 +2,13 @@
 import math
 
 import cv2
-import numpy as np
-import pytest
-
-from llm_agent_perception import features, scan_processing
 from llm_agent_perception.image_codec import BadInput
 from llm_agent_perception.scan_processing import ScanMeta, filter_scan
+import numpy as np
 from perception_photos import photo
+import pytest
+
+from llm_agent_perception import features
 
 META = ScanMeta(angle_min=-math.pi, angle_max=math.pi - math.pi / 180,
                 angle_increment=math.pi / 180, range_min=0.1, range_max=10.0)
@@ -66,7 +66,8 @@ def test_sectors_on_constructed_scan():
     angles = META.angle_min + META.angle_increment * np.arange(360)
     def put(deg, value):
         r[int(np.argmin(np.abs(angles - math.radians(deg))))] = value
-    put(0, 1.0); put(55, 2.0); put(-65, 3.0); put(120, 4.0); put(-110, 5.0); put(179, 6.0)
+    for deg, value in ((0, 1.0), (55, 2.0), (-65, 3.0), (120, 4.0), (-110, 5.0), (179, 6.0)):
+        put(deg, value)
     s = features.sector_ranges(r, META.angle_min, META.angle_increment, 0.1, 10.0)
     assert s == {'front_range': 1.0, 'front_left_range': 2.0, 'front_right_range': 3.0,
                  'left_range': 4.0, 'right_range': 5.0, 'rear_range': 6.0}
@@ -118,7 +119,7 @@ def test_feature_vector_is_finite_in_name_order_and_summary_is_one_line():
                                      0.25, float('nan'), clear_range=10.0)
     assert len(values) == len(features.FEATURE_NAMES) == 13
     assert all(math.isfinite(v) for v in values)
-    f = dict(zip(features.FEATURE_NAMES, values))
+    f = dict(zip(features.FEATURE_NAMES, values, strict=False))
     assert f['front_range'] == 10.0 and f['goal_distance'] == -1.0 and f['yaw_rate'] == 0.0
     assert f['target_bearing'] == -0.2 and f['speed'] == 0.25
     text = features.summary(features.FEATURE_NAMES, values)

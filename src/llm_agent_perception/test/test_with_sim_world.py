@@ -9,14 +9,13 @@ sim_world_node = pytest.importorskip('llm_agent_sim.sim_world_node')
 
 
 def test_observer_sees_red_target_ahead_in_room_world(ros_context, spin_until):
+    from llm_agent_perception.observer_node import Observer
+    from llm_agent_perception.scan_filter_node import ScanFilter
     import rclpy
-    from llm_agent_interfaces.msg import Observation
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from llm_agent_perception.node_common import sensor_qos
-    from llm_agent_perception.observer_node import Observer
-    from llm_agent_perception.scan_filter_node import ScanFilter
+    from llm_agent_interfaces.msg import Observation
 
     executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
     # room.yaml: robot at (-2, 0) facing +x; red target box (0.3 m) centred at (2.4, 0); the
@@ -33,10 +32,10 @@ def test_observer_sees_red_target_ahead_in_room_world(ros_context, spin_until):
         def ready():
             if not got:
                 return False
-            f = dict(zip(got[-1].feature_names, got[-1].feature_values))
+            f = dict(zip(got[-1].feature_names, got[-1].feature_values, strict=False))
             return f['target_visible'] == 1.0 and f['goal_distance'] >= 0
         assert spin_until(executor, ready, 30.0), got[-1:] or 'no observation'
-        f = dict(zip(got[-1].feature_names, got[-1].feature_values))
+        f = dict(zip(got[-1].feature_names, got[-1].feature_values, strict=False))
         assert tuple(got[-1].feature_names) == features.FEATURE_NAMES
         assert all(math.isfinite(v) for v in got[-1].feature_values)
         assert f['goal_distance'] == pytest.approx(4.4, abs=0.1)
