@@ -18,9 +18,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'src', 'llm_agent_perception', 'test'))
 
-from llm_agent_perception import depth_codec, image_codec, quantize  # noqa: E402
 from llm_agent_perception.scan_processing import ScanMeta, filter_scan  # noqa: E402
 from perception_photos import NAMES, motorcycle_depth_mm, sized  # noqa: E402
+
+from llm_agent_perception import depth_codec, image_codec, quantize  # noqa: E402
 
 REPEATS = 3
 cv2.setNumThreads(1)  # one core per codec: fair between OpenCV and zstd, and the machine is shared
