@@ -150,6 +150,8 @@ class SimWorldNode(Node):
         self._last_tick = time.monotonic()
         self._rtf = (time.monotonic(), 0.0, 0.0)
         self._pending_events: List[Dict[str, Any]] = []
+        # The episode state at each sensor's due instant: captured by physics, taken by the sensor.
+        self._wanted: Dict[str, Any] = {'camera': None, 'scan': None}
 
         sensor_qos = qos_profile_sensor_data
         self.pub_image = self.create_publisher(Image, 'camera/image_raw', sensor_qos)
@@ -227,27 +229,24 @@ class SimWorldNode(Node):
         elapsed, self._last_tick = now - self._last_tick, now
         dt = 1.0 / self._p['physics_rate_hz']
         events: List[Dict[str, Any]] = []
-        publish_odom = False
         with self._lock:
             speed = self._p['speed']
             self._debt = min(self._debt + min(elapsed, MAX_CATCH_UP_S) * speed,
                              MAX_CATCH_UP_S * speed)
             stepped = False
+            odom_states = []
             while self._debt >= dt:
                 events += self.sim.step(dt)
                 self._debt -= dt
                 stepped = True
+                if self._take_due('odom'):          # odometry at its own instants in sim time
+                    odom_states.append(self.sim.state())
             events, self._pending_events = self._pending_events + events, []
             t = self.sim.t
-            state = self.sim.state()
-            due = {}
-            for name in self._due:
-                period = 1.0 / self._p[f'{name}_rate_hz']
-                due[name] = t >= self._due[name] - 1e-9
-                if due[name]:
-                    self._due[name] += period
-                    if self._due[name] <= t:
-                        self._due[name] = t + period
+            due = {name: self._take_due(name) for name in self._wanted}
+            for name, now_due in due.items():
+                if now_due:
+                    self._wanted[name] = self.sim.state()
         if stepped:
             self.pub_clock.publish(ClockMsg(clock=_stamp(t)))
         for event in events:
@@ -257,13 +256,24 @@ class SimWorldNode(Node):
                                        f'({event["x"]:.2f}, {event["y"]:.2f})')
             elif event['type'] == 'goal_reached':
                 self.get_logger().info(f'goal reached at t={event["t"]:.2f}')
-        publish_odom = due['odom']
-        if publish_odom:
+        for state in odom_states:
             self._publish_odom(state)
         if due['camera']:
             self._camera_gc.trigger()
         if due['scan']:
             self._scan_gc.trigger()
+
+    def _take_due(self, name: str) -> bool:
+        """Tell whether the sensor is due at the current sim time and schedule its next time."""
+        t = self.sim.t
+        half_step = 0.5 / self._p['physics_rate_hz']      # sim time is a float sum of steps
+        if t < self._due[name] - half_step:
+            return False
+        period = 1.0 / self._p[f'{name}_rate_hz']
+        # Next instant on this sensor's grid; after a stall, skip the missed ones (no burst).
+        missed = math.floor((t + half_step - self._due[name]) / period)
+        self._due[name] += (missed + 1) * period
+        return True
 
     def _publish_odom(self, s: Any) -> None:
         msg = Odometry()
@@ -283,8 +293,10 @@ class SimWorldNode(Node):
 
     def _on_camera(self) -> None:
         with self._lock:
-            s = self.sim.state()
+            s, self._wanted['camera'] = self._wanted['camera'], None
             world = self.sim.world
+        if s is None:
+            return
         start = time.perf_counter()
         bgr, depth = self.camera.render(world, s.x, s.y, s.yaw)
         self._render_s += time.perf_counter() - start
@@ -310,9 +322,11 @@ class SimWorldNode(Node):
     def _on_scan(self) -> None:
         p = self._p
         with self._lock:
-            s = self.sim.state()
+            s, self._wanted['scan'] = self._wanted['scan'], None
+            if s is None:
+                return
             ranges = self.sim.scan(p['scan_beams'], -math.pi, p['scan_range_min_m'],
-                                   p['scan_range_max_m'], p['scan_noise_std_m'])
+                                   p['scan_range_max_m'], p['scan_noise_std_m'], state=s)
         n = len(ranges)
         msg = LaserScan(header=Header(stamp=_stamp(s.t), frame_id=LASER_FRAME))
         msg.angle_min = -math.pi
@@ -351,6 +365,7 @@ class SimWorldNode(Node):
             self._pending_events.append(event)
             for name in self._due:                  # first frames right after the reset
                 self._due[name] = self.sim.t
+            self._wanted = {name: None for name in self._wanted}
         self._publish_goal()
         response.success = True
         response.message = f'episode {event["episode"]} in world {world.name!r} (seed {seed})'

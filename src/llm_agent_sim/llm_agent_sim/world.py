@@ -415,6 +415,7 @@ class RobotState:
     v: float
     w: float
     episode: int
+    steps: int = 0
 
 
 def _clip(value: float, limit: float) -> float:
@@ -422,7 +423,10 @@ def _clip(value: float, limit: float) -> float:
 
 
 class Sim:
-    """One episode in a world: the unicycle robot, collisions, goal, lidar noise."""
+    """One episode in a world: the unicycle robot, collisions, goal, lidar noise.
+
+    Deterministic: the same world, seed and commands per step give the same episode.
+    """
 
     def __init__(self, world: World, params: Optional[SimParams] = None, seed: int = 0,
                  t0: float = 0.0) -> None:
@@ -437,7 +441,7 @@ class Sim:
         """Restart the episode in world; keep sim time running; return the reset event."""
         self.world = world
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.steps = 0                      # physics steps in this episode
         self.x, self.y, self.yaw = world.start.x, world.start.y, world.start.yaw
         self.v = self.w = 0.0
         self.cmd_v = self.cmd_w = 0.0
@@ -455,7 +459,8 @@ class Sim:
 
     def state(self) -> RobotState:
         """Return a snapshot of the robot and the sim time."""
-        return RobotState(self.t, self.x, self.y, self.yaw, self.v, self.w, self.episode)
+        return RobotState(self.t, self.x, self.y, self.yaw, self.v, self.w, self.episode,
+                          self.steps)
 
     def command(self, v: float, w: float) -> bool:
         """Set the velocity command; a non-finite one is refused, stops the robot, returns False."""
@@ -481,6 +486,7 @@ class Sim:
         nx, ny = self.x + self.v * dt * math.cos(heading), self.y + self.v * dt * math.sin(heading)
         self.yaw = math.atan2(math.sin(self.yaw + self.w * dt), math.cos(self.yaw + self.w * dt))
         self.t += dt
+        self.steps += 1
         if nx != self.x or ny != self.y:
             here, _ = self.world.clearance(self.x, self.y)
             there, seg = self.world.clearance(nx, ny)
@@ -519,13 +525,20 @@ class Sim:
 
     def scan(self, n_beams: int = 360, angle_min: float = -math.pi,
              range_min: float = 0.05, range_max: float = 8.0,
-             noise_std_m: float = 0.0) -> np.ndarray:
-        """Return lidar ranges from the robot centre (float32; inf = no return within range_max)."""
+             noise_std_m: float = 0.0, state: Optional[RobotState] = None) -> np.ndarray:
+        """Return lidar ranges from the robot centre (float32; inf = no return within range_max).
+
+        ``state`` (a snapshot of this episode) scans from that instant instead of now.
+        """
+        s = state or self.state()
         inc = 2.0 * math.pi / n_beams
-        angles = self.yaw + angle_min + inc * np.arange(n_beams)
+        angles = s.yaw + angle_min + inc * np.arange(n_beams)
         dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        r = ray_segment_distances(self.x, self.y, dirs, self.world.segments).min(axis=1)
+        r = ray_segment_distances(s.x, s.y, dirs, self.world.segments).min(axis=1)
         if noise_std_m > 0.0:
-            r = r + self.rng.normal(0.0, noise_std_m, n_beams)
+            # Noise drawn from (seed, step): the same episode state always gets the same noise,
+            # however many scans were published or dropped before.
+            rng = np.random.default_rng((self.seed, s.steps))
+            r = r + rng.normal(0.0, noise_std_m, n_beams)
         r = np.where(np.isfinite(r) & (r <= range_max), np.maximum(r, range_min), np.inf)
         return r.astype(np.float32)
