@@ -209,6 +209,12 @@ class Executive:
             self.arbiter.release(run.goal_id)
             self.runs.pop(run.goal_id, None)
 
+    def shutdown(self, message: str = 'skill server shutting down') -> None:
+        """End every goal (running or waiting) so their execute threads return."""
+        with self.lock:
+            for run in list(self.runs.values()):
+                self._finish(run, False, message, FAILED)
+
     def base_active(self) -> bool:
         with self.lock:
             holder = self.arbiter.holder(BASE)

@@ -134,7 +134,11 @@ class SkillServer(Node):
         self.action = _GoalIdActionServer(
             self, ExecuteSkill, 'agent/execute_skill', execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-            callback_group=goals, result_timeout=int(math.ceil(p['result_keep_s'])))
+            callback_group=goals, result_timeout=int(math.ceil(p['result_keep_s'])),
+            # Deeper request queues than the default 10: a burst of goals is queued, not dropped.
+            goal_service_qos_profile=QoSProfile(depth=100),
+            cancel_service_qos_profile=QoSProfile(depth=100),
+            result_service_qos_profile=QoSProfile(depth=100))
         self.create_service(ApproveSkill, 'agent/approve_skill', self._on_approve,
                             qos_profile=QoSProfile(depth=10), callback_group=goals)
         self.create_timer(1.0 / p['control_rate_hz'], self._control, callback_group=ctl)
@@ -244,8 +248,11 @@ class SkillServer(Node):
             goal_handle.canceled()
         else:
             goal_handle.abort()
-        log = self.get_logger().info if result.success else self.get_logger().warning
-        log(f'{req.skill} [{goal_id[:8]}]: {result.message}')
+        # rclpy refuses two severities from one call site: two calls.
+        if result.success:
+            self.get_logger().info(f'{req.skill} [{goal_id[:8]}]: {result.message}')
+        else:
+            self.get_logger().warning(f'{req.skill} [{goal_id[:8]}]: {result.message}')
         return result
 
     def _await_approval(self, goal_handle: Any, run: GoalRun, period: float) -> None:
@@ -338,6 +345,8 @@ def main(args: Optional[List[str]] = None) -> None:
         pass
     finally:
         if node is not None:
+            node.exec.shutdown()
+            time.sleep(2.0 / node.p['feedback_rate_hz'])   # let execute threads send results
             try:
                 node.publish_cmd(0.0, 0.0)
             except Exception:  # the context may already be shut down

@@ -333,6 +333,12 @@ def test_executive_timeout_cancel_and_busy(tmp_path):
     assert ex.tick(1.05)[0][1] > 0
     assert ex.cancel('t') is True and t.kind == CANCELED and not ex.base_active()
     assert ex.cancel('t') is False
+    ex.end(t)
+    w2 = ex.create_run('w2', 'wait', {'seconds': 5.0}, 2.0)
+    ex.start(w2, 2.0)
+    ex.shutdown()
+    assert w2.done.is_set() and 'shutting down' in w2.result.message
+    ex.end(w2)
     ex.check_goal('turn', '{"angle": 1.0}', 2.0)
     ex.check_goal('turn', '{"angle": 1.0}', 2.0)
     assert 'busy' in ex.check_goal('turn', '{"angle": 1.0}', 2.0)[1]
