@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import rclpy
 from builtin_interfaces.msg import Time
@@ -235,18 +235,20 @@ class SimWorldNode(Node):
                              MAX_CATCH_UP_S * speed)
             stepped = False
             odom_states = []
+            due = {name: False for name in self._wanted}
             while self._debt >= dt:
                 events += self.sim.step(dt)
                 self._debt -= dt
                 stepped = True
-                if self._take_due('odom'):          # odometry at its own instants in sim time
+                # Each sensor samples the episode at its own instants on a sim-time grid.
+                if self._take_due('odom'):
                     odom_states.append(self.sim.state())
+                for name in self._wanted:
+                    if self._take_due(name):
+                        self._wanted[name] = self.sim.state()
+                        due[name] = True
             events, self._pending_events = self._pending_events + events, []
             t = self.sim.t
-            due = {name: self._take_due(name) for name in self._wanted}
-            for name, now_due in due.items():
-                if now_due:
-                    self._wanted[name] = self.sim.state()
         if stepped:
             self.pub_clock.publish(ClockMsg(clock=_stamp(t)))
         for event in events:

@@ -132,7 +132,8 @@ class World:
         length = np.linalg.norm(edge, axis=1)
         self.lengths = length
         # Outward normal of a counter-clockwise outline edge (ey, -ex); for walls, either side.
-        self.normals = np.stack([edge[:, 1], -edge[:, 0]], axis=1) / np.maximum(length, 1e-12)[:, None]
+        normals = np.stack([edge[:, 1], -edge[:, 0]], axis=1)
+        self.normals = normals / np.maximum(length, 1e-12)[:, None]
 
     def signature(self) -> Tuple[Any, ...]:
         """Return a hashable description, equal for identical worlds."""
@@ -368,7 +369,8 @@ def generate_world(seed: int, goal_tolerance_m: float = 0.5, max_tries: int = 20
         start = Pose2D(float(-half_w + rng.uniform(0.5, 1.0)),
                        float(rng.uniform(-half_h + 0.6, half_h - 0.6)),
                        float(rng.uniform(-math.pi / 4, math.pi / 4)))
-        tc = (float(half_w - rng.uniform(0.5, 1.2)), float(rng.uniform(-half_h + 0.6, half_h - 0.6)))
+        tc = (float(half_w - rng.uniform(0.5, 1.2)),
+              float(rng.uniform(-half_h + 0.6, half_h - 0.6)))
         target = Obstacle(tc, (0.3, 0.3), 0.0, PALETTE['red'], 0.4)
         boxes: List[Obstacle] = []
         for _ in range(int(rng.integers(2, 5))):

@@ -1,7 +1,6 @@
 """Tests of the sim_world node over DDS: in-process on the test's context, or as a process."""
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -274,3 +273,14 @@ def test_sigint_exits_zero_without_traceback(ros_env):
             proc.kill()
     assert proc.returncode == 0
     assert 'Traceback' not in err and 'never retrieved' not in err
+
+
+def test_bad_world_file_parameter_is_refused(make_sim, tmp_path):
+    node, probe, executor = make_sim(speed=1.0, image_width=160, image_height=120)
+    bad = tmp_path / 'broken.yaml'
+    bad.write_text('start: {x: 0, y: 0}\n')
+    result = node.set_parameters([Parameter('world_file', value=str(bad))])[0]
+    assert not result.successful and 'broken.yaml: world.target is missing' in result.reason
+    assert node.get_parameter('world_file').value == 'room.yaml'
+    result = node.set_parameters([Parameter('world_file', value='corridor')])[0]
+    assert result.successful

@@ -196,3 +196,14 @@ def test_generated_worlds_have_a_free_path_and_clear_start(seed):
     assert world.clearance(world.start.x, world.start.y)[0] >= ROBOT_RADIUS_M
     assert has_free_path(world, (world.start.x, world.start.y), world.goal, 0.5)
     assert world.kinds.tolist().count(2) == 4                          # one target (4 edges)
+
+
+def test_scan_noise_depends_on_seed_and_step_only():
+    a, b, c = Sim(box_room(), seed=5), Sim(box_room(), seed=5), Sim(box_room(), seed=6)
+    a.scan(noise_std_m=0.02)                           # an extra scan does not shift the noise
+    for sim in (a, b, c):
+        for _ in range(3):
+            sim.step(0.01)
+    scans = [sim.scan(noise_std_m=0.02) for sim in (a, b, c)]
+    assert np.array_equal(scans[0], scans[1])
+    assert not np.array_equal(scans[0], scans[2])
