@@ -390,3 +390,16 @@ def test_executive_is_thread_safe_under_concurrent_goals(tmp_path):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert not errors and ex.runs == {} and len(ex.arbiter) == 0
+
+
+def test_entry_point_group_is_searched_by_skill_name(monkeypatch):
+    # A real EntryPoint object; only the installed-distribution listing is replaced, because
+    # installing a throwaway distribution into the shared venv is not possible in a test.
+    from importlib.metadata import EntryPoint
+    import llm_agent_actuation.plugins as plugins
+    ep = EntryPoint('wiggle', 'plugin_skills_for_test:Wiggle', plugins.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(plugins, 'entry_points',
+                        lambda group: [ep] if group == plugins.ENTRY_POINT_GROUP else [])
+    from plugin_skills_for_test import Wiggle
+    assert resolve_skill_class(SkillSpec(name='wiggle')) is Wiggle
+    assert resolve_skill_class(SkillSpec(name='turn')) is Turn
