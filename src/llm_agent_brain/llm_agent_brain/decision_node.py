@@ -572,6 +572,11 @@ class DecisionNode(Node):
         with self._cv:
             self._stop = True
             self._cv.notify_all()
+        # Join the worker: a daemon thread still inside torch at interpreter exit aborts the
+        # process ("terminate called without an active exception", exit -6).
+        self.worker.join(timeout=30.0)
+        if self.worker.is_alive():
+            self.get_logger().warning('LLM worker still busy at shutdown')
         self.pipeline.close()
         super().destroy_node()
 

@@ -15,6 +15,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from llm_agent_brain.types import Situation
 
 DEFAULT_MARGIN_M = 0.5
+# A turn smaller than this is a no-op for the base: offering it lets a weak model "decide"
+# without changing anything, and a cached no-op then repeats forever.
+MIN_TURN_RAD = 0.1
 _NUMBER = r'[-+]?\d+(?:\.\d+)?'
 
 
@@ -57,6 +60,8 @@ def derive_params(skill: str, situation: Situation, catalog: Any,
             # Search: a quarter turn towards the more open side (left when unknown).
             angle = -math.pi / 2 if left is not None and right is not None and right > left \
                 else math.pi / 2
+        if abs(angle) < MIN_TURN_RAD:
+            return None
         raw['angle'] = angle
     elif skill == 'move_forward':
         front = _finite(f, 'front_range')
@@ -66,12 +71,19 @@ def derive_params(skill: str, situation: Situation, catalog: Any,
         goal = _finite(f, 'goal_distance')
         if goal is not None:
             distance = min(distance, goal)
+        low = catalog[skill].params['distance'].min if 'distance' in catalog[skill].params else None
+        if low is not None and distance < low:
+            return None  # no room ahead: clamping up to the minimum would drive at the obstacle
         raw['distance'] = distance
     elif skill == 'navigate_to':
         point = _point_from_instruction(text)
         if point is None:
             return None
         raw['x'], raw['y'] = point
+    elif skill == 'approach_target':
+        # Only towards a target that is in view; searching is the job of turn.
+        if (_finite(f, 'target_visible') or 0.0) < 0.5:
+            return None
     elif skill == 'wait':
         # Only when asked to: waiting is never a way to reach a goal.
         if not re.search(r'\b(wait|pause|hold on)\b', text, re.IGNORECASE):
