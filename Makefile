@@ -51,7 +51,7 @@ $(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(foreach p,$(PKGS),src/$(p)/
 	touch $@
 
 run: setup
-	$(VENV)/bin/llm-agent demo
+	$(VENV)/bin/llm-agent demo --episodes 3 --world generated --out out/demo
 
 test: setup
 	$(PY) -m pytest

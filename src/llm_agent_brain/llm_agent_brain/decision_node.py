@@ -217,7 +217,7 @@ class DecisionNode(Node):
         self.counters: Dict[str, int] = {k: 0 for k in (
             'observations', 'malformed', 'truncated', 'invalid_utf8', 'bad_events', 'coalesced',
             'deadline_missed', 'backend_errors', 'goals_sent', 'goals_preempted', 'goals_rejected',
-            'service_calls')}
+            'service_calls', 'superseded')}
         self.latency: Dict[str, Deque[float]] = {s: deque(maxlen=500) for s in SOURCES}
         self.load_s = 0.0
         self._cv = threading.Condition()
@@ -330,6 +330,7 @@ class DecisionNode(Node):
             return
         choice = self._fast(sit)
         if choice is not None:
+            self._supersede_pending()
             self.finish(choice, msg.header, t0, execute=True)
             return
         if not self.backend.ready:
@@ -343,6 +344,19 @@ class DecisionNode(Node):
                 self._latest.expired = True
             self._latest = job
             self._cv.notify()
+
+    def _supersede_pending(self) -> None:
+        """A newer observation was decided: an older one still waiting for the LLM is moot.
+
+        Without this, its deadline would later publish a fallback `stop` that interrupts the
+        newer decision's skill.
+        """
+        with self._cv:
+            for job in (self._latest, self._inflight):
+                if job is not None and job.kind == 'topic' and not job.expired:
+                    job.expired = True
+                    self.counters['superseded'] += 1
+            self._latest = None
 
     def _fast(self, sit: Situation) -> Optional[Choice]:
         try:
@@ -487,6 +501,8 @@ class DecisionNode(Node):
         msg.latency_ms = float((time.monotonic() - t0) * 1000.0)
         msg.rationale = (choice.rationale or '')[:500]
         self.latency[msg.source].append(msg.latency_ms)
+        if not self.context.ok():  # Ctrl-C shut ROS down while the worker was still deciding
+            return msg
         self.pub.publish(msg)
         if execute and self.p['execute_decisions']:
             self.execute(choice.skill, params)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from typing import Dict, List, Optional
@@ -23,6 +24,7 @@ from .graph import default_config_dir, load_graph, select
 from .launcher import Launcher
 
 DEFAULT_INSTRUCTION = 'go to the red target'
+GENERATED = 'generated'
 
 
 def add_demo_args(p: argparse.ArgumentParser) -> None:
@@ -38,10 +40,15 @@ def add_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--json', default=None, metavar='PATH', help='write the summary as JSON here')
     p.add_argument('--config', default=None, help='config folder (default: installed)')
     p.add_argument('--namespace', default='', help='ROS namespace of the graph')
-    p.add_argument('--world', default='', help='world file (default: generated from the seed)')
+    p.add_argument('--world', default='',
+                   help="world file or name in config/worlds; 'generated' = a new world from each "
+                        "episode's seed (default: sim.yaml's world_file)")
     p.add_argument('--backend', default=None, help='brain backend override (transformers|openai)')
     p.add_argument('--brain-param', action='append', default=[], metavar='NAME:=VALUE',
                    help='extra decision_node parameter, e.g. enable_tree:=false (repeatable)')
+    p.add_argument('--brain-data', default=None, metavar='DIR',
+                   help='where the brain keeps its decision log and tree; reuse a folder to '
+                        'start from what earlier runs learnt (default: a fresh one per run)')
     p.add_argument('--ready-timeout', type=float, default=600.0,
                    help='wall seconds to wait for the brain to load its model')
 
@@ -129,8 +136,8 @@ def plot_episode(episode: Episode, path: str, world=None) -> None:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 5))
     if world is not None:
-        for (x0, y0), (x1, y1) in world:
-            ax.plot([x0, x1], [y0, y1], color='0.3', lw=2)
+        for (x0, y0, x1, y1), rgb in zip(world.segments, world.rgb):
+            ax.plot([x0, x1], [y0, y1], color=tuple(int(c) / 255.0 for c in rgb), lw=2)
     if episode.trajectory:
         xy = np.asarray(episode.trajectory)
         ax.plot(xy[:, 0], xy[:, 1], color='tab:blue', lw=1.5, label='robot')
@@ -277,14 +284,23 @@ def _wait(future, timeout_s: float):
     return future.result() if future.done() else None
 
 
-def _world_segments(seed: int, world: str):
-    """Wall and box outlines of the episode's world for the plot, if the world core offers them."""
-    try:
-        from . import world as world_core
-        w = world_core.load_world(world) if world else world_core.generate_world(seed)
-        return w.segments_for_plot()
-    except Exception:  # the plot is still useful without the outline
-        return None
+def world_for_plot(config_dir: str, world_file: str, seed: int):
+    """The episode's world (as the sim loads it: its world_file, or generated from the seed)."""
+    from . import world as world_core
+    params = _sim_params(config_dir)
+    world_file = world_file or params.get('world_file', '')
+    if world_file and world_file != GENERATED:
+        path = world_core.resolve_world_path(world_file, os.path.join(config_dir, 'worlds'))
+        return world_core.load_world(path)
+    return world_core.generate_world(seed, float(params.get('goal_tolerance_m', 0.5)))
+
+
+def _sim_params(config_dir: str) -> dict:
+    import yaml
+    with open(os.path.join(config_dir, 'sim.yaml'), encoding='utf-8') as f:
+        data = yaml.safe_load(f) or {}
+    section = next((v for k, v in data.items() if k.endswith('sim_world')), {}) or {}
+    return section.get('ros__parameters', {}) or {}
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -292,8 +308,12 @@ def run_demo(args: argparse.Namespace) -> int:
     entries = select(load_graph(config_dir))
     extra = {'sim_world': ['-p', f'speed:={args.speed}', '-p', f'seed:={args.seed}']}
     if args.world:
-        extra['sim_world'] += ['-p', f'world_file:={args.world}']
-    brain = ['-p', f'default_instruction:={args.instruction}']
+        # An empty world_file makes the world generate itself from the seed.
+        world_file = '' if args.world == GENERATED else args.world
+        extra['sim_world'] += ['-p', f'world_file:="{world_file}"']
+    # A fresh brain folder by default: the run's figures then do not depend on earlier runs.
+    brain_data = args.brain_data or tempfile.mkdtemp(prefix='llm_agent_brain_')
+    brain = ['-p', f'default_instruction:={args.instruction}', '-p', f'data_dir:={brain_data}']
     if args.backend:
         brain += ['-p', f'backend:={args.backend}']
     for item in args.brain_param:
@@ -402,7 +422,12 @@ def _write_outputs(args: argparse.Namespace, episodes: List[Episode], summary: d
                 {**e.row(), 'trajectory': e.trajectory, 'decisions': e.decisions,
                  'goal': e.goal, 'collision_points': e.collision_points} for e in episodes]},
                 f, indent=1)
+        config_dir = os.path.abspath(args.config) if args.config else default_config_dir()
         for e in episodes:
-            plot_episode(e, os.path.join(args.out, f'episode_{e.index:02d}.png'),
-                         _world_segments(e.seed, args.world))
+            try:
+                world = world_for_plot(config_dir, args.world, e.seed)
+            except Exception as exc:  # noqa: BLE001 - the trajectory alone is still worth a plot
+                print(f'[demo] no world outline in the plot: {exc}', file=sys.stderr)
+                world = None
+            plot_episode(e, os.path.join(args.out, f'episode_{e.index:02d}.png'), world)
         print(f'[demo] metrics.json and {len(episodes)} trajectory plot(s) in {args.out}')
