@@ -47,10 +47,14 @@ def test_dead_end_turns_round_or_stops(rules):
     assert c.skill == 'stop' and 'boxed_in' in c.rationale
 
 
-def test_goal_reached_stops_and_is_not_a_safety_rule(rules):
-    s = situation(goal_distance=0.1)
-    assert rules.evaluate(s).skill == 'stop'
-    assert rules.evaluate(s, safety_only=True) is None
+def test_goal_reached_is_a_safety_stop_that_wins_over_obstacle_rules(rules):
+    # At the goal the target itself is the obstacle ahead: stopping comes before turning away.
+    s = situation(goal_distance=0.5, front_range=0.3)
+    c = rules.evaluate(s, safety_only=True)
+    assert c.skill == 'stop' and 'goal_reached' in c.rationale
+    # goal_distance -1 means no goal known: never "reached".
+    assert 'goal_reached' not in rules.evaluate(situation(goal_distance=-1.0, front_range=0.3)).rationale
+    assert rules.evaluate(situation(goal_distance=0.7)) is None
 
 
 def test_missing_or_nan_feature_never_fires(rules):
