@@ -59,14 +59,14 @@ def main() -> int:
     args = ap.parse_args()
 
     import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from llm_agent_interfaces.msg import Decision, Observation
-    from llm_agent_interfaces.srv import Decide
-
     from llm_agent_actuation.catalog import load_catalog
     from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
     from llm_agent_brain.types import Situation
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from llm_agent_interfaces.msg import Decision, Observation
+    from llm_agent_interfaces.srv import Decide
 
     catalog = load_catalog(os.path.join(ROOT, 'config', 'skills.yaml'))
     data_dir = tempfile.mkdtemp(prefix='bench_fastpath_')
@@ -190,7 +190,7 @@ def main() -> int:
               f'{wrong.get("llm", 0)}')
     print(f'# LLM path: {llm_note}')
     print(f'# sources seen: {sources_seen}')
-    print(f'# pipeline stats: ' + json.dumps({k: round(v, 3) for k, v in pipeline.stats().items()
+    print('# pipeline stats: ' + json.dumps({k: round(v, 3) for k, v in pipeline.stats().items()
                                                if k.startswith(('exact_hit_rate', 'semantic_hit_rate',
                                                                 'tree_', 'decisions_', 'llm_share'))}))
     pipeline.close()

@@ -5,11 +5,11 @@ import signal
 import subprocess
 import sys
 
-from llm_agent_sim.graph import default_config_dir, load_graph, select
 import psutil
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 import yaml
+from llm_agent_sim.graph import default_config_dir, load_graph, select
+from rclpy.executors import SingleThreadedExecutor
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')
 

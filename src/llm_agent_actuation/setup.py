@@ -1,5 +1,5 @@
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -32,7 +32,10 @@ setup(
     zip_safe=True,
     maintainer='LLM agent maintainers',
     maintainer_email='maintainers@llm-agent.dev',
-    description='Asynchronous ROS 2 action server running skills with feedback, cancel, pre-emption, parallel resources and a safety guard independent of the brain.',
+    description=(
+        'Asynchronous ROS 2 action server running skills with feedback, cancel, pre-'
+        'emption, parallel resources and a safety guard independent of the brain.'
+    ),
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={

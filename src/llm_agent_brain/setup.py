@@ -1,5 +1,5 @@
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -32,7 +32,11 @@ setup(
     zip_safe=True,
     maintainer='LLM agent maintainers',
     maintainer_email='maintainers@llm-agent.dev',
-    description='The decision node: safety rules, a decision tree distilled from the LLM, exact and semantic caches, and a 4-bit LLM (transformers + bitsandbytes) or a remote OpenAI-compatible backend.',
+    description=(
+        'The decision node: safety rules, a decision tree distilled from the LLM, exact '
+        'and semantic caches, and a 4-bit LLM (transformers + bitsandbytes) or a remote '
+        'OpenAI-compatible backend.'
+    ),
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={

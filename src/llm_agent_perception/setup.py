@@ -1,5 +1,5 @@
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -32,7 +32,10 @@ setup(
     zip_safe=True,
     maintainer='LLM agent maintainers',
     maintainer_email='maintainers@llm-agent.dev',
-    description='Compressed sensor topics readable by ROS image_transport plugins, scan preprocessing, quantized arrays and the compact Observation of named features.',
+    description=(
+        'Compressed sensor topics readable by ROS image_transport plugins, scan '
+        'preprocessing, quantized arrays and the compact Observation of named features.'
+    ),
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={

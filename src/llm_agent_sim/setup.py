@@ -1,5 +1,5 @@
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -32,7 +32,11 @@ setup(
     zip_safe=True,
     maintainer='LLM agent maintainers',
     maintainer_email='maintainers@llm-agent.dev',
-    description='A small built-in 2D world (walls, boxes, a coloured target, a goal) that stands in for Gazebo or a robot, and the llm-agent command that starts the graph and runs the demo.',
+    description=(
+        'A small built-in 2D world (walls, boxes, a coloured target, a goal) that stands '
+        'in for Gazebo or a robot, and the llm-agent command that starts the graph and '
+        'runs the demo.'
+    ),
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={

@@ -14,24 +14,24 @@ import time
 from typing import Any, Dict, List, Optional
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
-from llm_agent_interfaces.action import ExecuteSkill
-from llm_agent_interfaces.msg import Observation
-from llm_agent_interfaces.srv import ApproveSkill
-from nav_msgs.msg import Odometry
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import String
 
-from .approval import APPROVED, REFUSED, ApprovalBook
+from llm_agent_interfaces.action import ExecuteSkill
+from llm_agent_interfaces.msg import Observation
+from llm_agent_interfaces.srv import ApproveSkill
+
+from .approval import APPROVED, ApprovalBook
 from .catalog import load_catalog
 from .executive import CANCELED, FAILED, Executive, GoalRun, elapsed
 from .guard import SafetyGuard, Watchdog

@@ -3,18 +3,22 @@ import math
 import threading
 
 import pytest
-
 from llm_agent_actuation.approval import APPROVED, REFUSED, ApprovalBook
 from llm_agent_actuation.arbiter import ResourceArbiter
-from llm_agent_actuation.builtin_skills import (ApproachTarget, MoveForward, NavigateTo, Speak,
-                                                Stop, Turn, Wait)
+from llm_agent_actuation.builtin_skills import (
+    ApproachTarget,
+    MoveForward,
+    NavigateTo,
+    Speak,
+    Stop,
+    Turn,
+    Wait,
+)
 from llm_agent_actuation.catalog import SkillSpec, load_catalog
-from llm_agent_actuation.executive import (CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT,
-                                           Executive)
+from llm_agent_actuation.executive import CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT, Executive
 from llm_agent_actuation.guard import SafetyGuard, Watchdog
 from llm_agent_actuation.plugins import PluginError, load_plugin, resolve_skill_class
-from llm_agent_actuation.skill_api import (Pose2D, SkillConfig, SkillContext, WorldState,
-                                           yaw_from_quaternion)
+from llm_agent_actuation.skill_api import Pose2D, SkillConfig, SkillContext, WorldState, yaw_from_quaternion
 from llm_agent_actuation.stats import ServerStats, percentile, reason_class
 
 CFG = SkillConfig()
@@ -396,6 +400,7 @@ def test_entry_point_group_is_searched_by_skill_name(monkeypatch):
     # A real EntryPoint object; only the installed-distribution listing is replaced, because
     # installing a throwaway distribution into the shared venv is not possible in a test.
     from importlib.metadata import EntryPoint
+
     import llm_agent_actuation.plugins as plugins
     ep = EntryPoint('wiggle', 'plugin_skills_for_test:Wiggle', plugins.ENTRY_POINT_GROUP)
     monkeypatch.setattr(plugins, 'entry_points',

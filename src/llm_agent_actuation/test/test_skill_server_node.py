@@ -11,18 +11,18 @@ import time
 import psutil
 import pytest
 import rclpy
-from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import String
+
 from llm_agent_interfaces.action import ExecuteSkill
 from llm_agent_interfaces.msg import Observation
 from llm_agent_interfaces.srv import ApproveSkill
-from nav_msgs.msg import Odometry
-from std_msgs.msg import String
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable

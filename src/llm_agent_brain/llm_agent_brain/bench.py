@@ -67,6 +67,7 @@ def run(settings: Sequence[str] = (), device: str = 'cpu', generate_n: int = 4,
     warnings.filterwarnings('once', message='.*MatMul8bitLt.*')
     import torch
     from llm_agent_actuation.catalog import load_catalog
+
     from llm_agent_brain.backends.transformers import TransformersBackend
     from llm_agent_brain.compression import measured_sparsity
     catalog = load_catalog(os.environ.get('LLM_AGENT_SKILLS') or None)

@@ -113,6 +113,7 @@ def measured_sparsity(model: Any) -> float:
 def pruned_copy(path: str, amount: float, log: Callable[[str], None] = LOG.info) -> Tuple[str, float]:
     """Prune a full-precision model folder once and keep it beside the original; (dir, sparsity)."""
     import json
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     out = f'{path.rstrip("/")}-pruned-{amount:.2f}'
@@ -134,7 +135,6 @@ def load_model(path: str, quantization: str = 'nf4', device: str = 'auto', devic
                compute_dtype: str = 'auto', prune_amount: float = 0.0,
                log: Callable[[str], None] = LOG.info) -> LoadedModel:
     """Load a causal LM (folder or HF id) in a quantization setting, optionally pruned."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if quantization not in QUANTIZATIONS:
         raise ValueError(f'quantization must be one of {QUANTIZATIONS}, got {quantization!r}')

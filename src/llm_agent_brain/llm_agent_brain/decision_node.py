@@ -22,6 +22,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 import rclpy
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from llm_agent_actuation.catalog import load_catalog
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -33,7 +34,6 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain import compression, prompt
 from llm_agent_brain.backends import BACKENDS, make_backend
 from llm_agent_brain.backends.transformers import MODES

@@ -95,8 +95,8 @@ def convert_gguf(gguf_path: str, out_dir: str, progress: bool = True,
     with _file_lock(out_dir.rstrip('/') + '.lock'):
         if is_converted(gguf_path, out_dir):
             return out_dir
-        from tqdm.auto import tqdm
         import torch
+        from tqdm.auto import tqdm
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder, name = os.path.split(os.path.abspath(gguf_path))

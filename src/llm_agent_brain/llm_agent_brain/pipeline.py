@@ -17,8 +17,16 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
-from llm_agent_brain.cache import (DEFAULT_BINS, Embedder, ExactCache, SemanticCache, feature_key,
-                                   key_text, normalise_instruction, parse_bins)
+from llm_agent_brain.cache import (
+    DEFAULT_BINS,
+    Embedder,
+    ExactCache,
+    SemanticCache,
+    feature_key,
+    key_text,
+    normalise_instruction,
+    parse_bins,
+)
 from llm_agent_brain.experience import BAD_OUTCOMES, OUTCOMES, DecisionLog
 from llm_agent_brain.rules import RuleSet, default_rules_path, load_rules
 from llm_agent_brain.tree import DecisionTree, Sample, TreeSet, label_for

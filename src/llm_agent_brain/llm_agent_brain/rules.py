@@ -180,10 +180,10 @@ def _compare(name: str, op: str, rhs: Callable[[Features], Optional[float]], rhs
 
 def _between(name: str, lo: Callable, hi: Callable, lo_txt: str, hi_txt: str) -> Cond:
     def c(f: Features) -> Tuple[bool, str]:
-        a, l, h = _get(f, name), lo(f), hi(f)
-        if a is None or l is None or h is None:
+        a, low, high = _get(f, name), lo(f), hi(f)
+        if a is None or low is None or high is None:
             return False, f'{name} unknown'
-        return l <= a <= h, f'{lo_txt} <= {name}={_fmt(a)} <= {hi_txt}'
+        return low <= a <= high, f'{lo_txt} <= {name}={_fmt(a)} <= {hi_txt}'
     return c
 
 

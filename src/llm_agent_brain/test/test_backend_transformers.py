@@ -3,12 +3,12 @@ import math
 
 import pytest
 import torch
-
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.backends.transformers import TransformersBackend, parse_answer
-from llm_agent_brain import model_store, prompt
 from llm_agent_brain.types import BackendError, Situation
+
+from llm_agent_brain import model_store, prompt
 
 CATALOG = load_catalog('config/skills.yaml')
 GO = 'go to the red target'

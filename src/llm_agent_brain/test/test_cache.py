@@ -1,8 +1,14 @@
 """Caches: feature discretisation, exact LRU/TTL, semantic hits on paraphrases (real MiniLM)."""
 import pytest
-
-from llm_agent_brain.cache import (CacheConfigError, Embedder, ExactCache, SemanticCache,
-                                   feature_key, normalise_instruction, parse_bins)
+from llm_agent_brain.cache import (
+    CacheConfigError,
+    Embedder,
+    ExactCache,
+    SemanticCache,
+    feature_key,
+    normalise_instruction,
+    parse_bins,
+)
 from llm_agent_brain.types import Choice
 
 

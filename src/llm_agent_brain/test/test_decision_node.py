@@ -6,16 +6,16 @@ import time
 
 import pytest
 import rclpy
+from llm_agent_actuation.catalog import load_catalog
+from llm_agent_brain.backends.transformers import TransformersBackend
+from llm_agent_brain.decision_node import DecisionNode, decode_string_message, situation_from
+from llm_agent_brain.types import SOURCES
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from llm_agent_actuation.catalog import load_catalog
-from llm_agent_brain.backends.transformers import TransformersBackend
-from llm_agent_brain.decision_node import DecisionNode, decode_string_message, situation_from
-from llm_agent_brain.types import SOURCES
 from llm_agent_interfaces.msg import Decision, Observation
 from llm_agent_interfaces.srv import Decide
 

@@ -8,13 +8,11 @@ import json
 import os
 import random
 
-import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter
-
 from llm_agent_brain.backends.base import BackendBase
 from llm_agent_brain.types import Choice, Situation
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 
@@ -38,6 +36,7 @@ def feats(rng, **kw):
 
 def test_decide_answers_by_rule_tree_and_cache(ros_context, tmp_path, spin_until):
     from llm_agent_brain.decision_node import DecisionNode
+
     from llm_agent_interfaces.msg import Observation
     from llm_agent_interfaces.srv import Decide
 

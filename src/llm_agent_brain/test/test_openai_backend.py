@@ -9,7 +9,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends import make_backend
 from llm_agent_brain.backends.openai import OpenAIBackend, answer_schema

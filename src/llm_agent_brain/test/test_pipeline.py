@@ -5,7 +5,6 @@ import random
 import time
 
 import pytest
-
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
 from llm_agent_brain.types import BackendError, Choice, Situation

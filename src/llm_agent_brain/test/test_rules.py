@@ -3,7 +3,6 @@ import os
 
 import pytest
 import yaml
-
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.rules import RulesError, load_rules, parse_rules
 from llm_agent_brain.types import Situation

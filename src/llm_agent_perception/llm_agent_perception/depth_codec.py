@@ -13,8 +13,8 @@ image_decompressor or decode() below.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import struct
+from dataclasses import dataclass
 from typing import Tuple
 
 import cv2

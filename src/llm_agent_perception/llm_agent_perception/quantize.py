@@ -8,10 +8,10 @@ data first (scan_processing does).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-from typing import Tuple
 import zlib
+from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 

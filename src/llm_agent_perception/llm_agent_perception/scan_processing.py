@@ -1,8 +1,8 @@
 """LaserScan clean-up: non-finite values, clamping, median filter, angular downsampling."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import numpy as np
 

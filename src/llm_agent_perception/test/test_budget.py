@@ -1,8 +1,8 @@
 """Budget mode holds a bytes-per-second target on a moving real-photo sequence."""
-from llm_agent_perception.budget import BudgetController
 import numpy as np
-from perception_photos import panning
 import pytest
+from llm_agent_perception.budget import BudgetController
+from perception_photos import panning
 
 from llm_agent_perception import image_codec
 

@@ -3,8 +3,8 @@ import struct
 
 import cv2
 import numpy as np
-from perception_photos import NAMES, motorcycle_depth_mm, photo
 import pytest
+from perception_photos import NAMES, motorcycle_depth_mm, photo
 
 from llm_agent_perception import depth_codec, image_codec
 

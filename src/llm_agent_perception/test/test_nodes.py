@@ -5,6 +5,9 @@ import sys
 import time
 
 import cv2
+import numpy as np
+import pytest
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from llm_agent_perception.depth_compressor_node import DepthCompressor
@@ -15,10 +18,7 @@ from llm_agent_perception.node_common import latched_qos, sensor_qos
 from llm_agent_perception.observer_node import Observer
 from llm_agent_perception.scan_filter_node import ScanFilter, from_compressed_array
 from nav_msgs.msg import Odometry
-import numpy as np
 from perception_photos import motorcycle_depth_mm, photo
-import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, LaserScan

@@ -1,9 +1,9 @@
 """Q(x) = round(S x + Z) and its inverse keep |x - x_hat| <= 1/(2S) inside the range."""
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-import numpy as np
-import pytest
 
 from llm_agent_perception import quantize
 

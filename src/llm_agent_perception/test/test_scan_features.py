@@ -2,11 +2,11 @@
 import math
 
 import cv2
+import numpy as np
+import pytest
 from llm_agent_perception.image_codec import BadInput
 from llm_agent_perception.scan_processing import ScanMeta, filter_scan
-import numpy as np
 from perception_photos import photo
-import pytest
 
 from llm_agent_perception import features
 

@@ -9,9 +9,9 @@ sim_world_node = pytest.importorskip('llm_agent_sim.sim_world_node')
 
 
 def test_observer_sees_red_target_ahead_in_room_world(ros_context, spin_until):
+    import rclpy
     from llm_agent_perception.observer_node import Observer
     from llm_agent_perception.scan_filter_node import ScanFilter
-    import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 

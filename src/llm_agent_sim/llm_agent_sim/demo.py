@@ -8,7 +8,6 @@ by source, decision latency p50/p95 per source, LLM calls; then a summary.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -158,9 +158,9 @@ class Monitor:
     """An rclpy node in this process that resets episodes and records what the graph does."""
 
     def __init__(self, namespace: str):
+        import rclpy
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Odometry
-        import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter

@@ -5,8 +5,8 @@ Pure Python, no rclpy: it reads the node list, picks part of it, and builds each
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import yaml

@@ -5,12 +5,12 @@ silent restart), so a supervisor above (systemd, docker restart policy) sees the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .graph import NodeEntry, ros_args

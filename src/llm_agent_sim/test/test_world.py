@@ -4,10 +4,17 @@ import os
 
 import numpy as np
 import pytest
-
 from llm_agent_sim.render import Camera
-from llm_agent_sim.world import (ROBOT_RADIUS_M, Sim, SimParams, WorldError, generate_world,
-                                 has_free_path, load_world, world_from_dict)
+from llm_agent_sim.world import (
+    ROBOT_RADIUS_M,
+    Sim,
+    SimParams,
+    WorldError,
+    generate_world,
+    has_free_path,
+    load_world,
+    world_from_dict,
+)
 
 WORLDS = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'config', 'worlds')
 
