@@ -289,7 +289,14 @@ class DecisionNode(Node):
         now = time.monotonic()
         if now - self._last_log.get(key, -1e9) >= period_s:
             self._last_log[key] = now
-            getattr(self.get_logger(), level)(text)
+            # One call site per severity: rclpy refuses a call site that changes severity.
+            logger = self.get_logger()
+            if level == 'error':
+                logger.error(text)
+            elif level == 'info':
+                logger.info(text)
+            else:
+                logger.warning(text)
 
     def _fallback(self, why: str) -> Choice:
         return Choice(skill=self.p['fallback_skill'], params=dict(self.fallback_params),

@@ -232,3 +232,20 @@ def test_pure_helpers():
     assert sit is not None and len(sit.instruction) <= 103 and notes
     raw = serialize_message(String(data='hello'))
     assert decode_string_message(raw) == ('hello', False)
+
+
+def test_logs_of_several_severities_never_stop_the_node(make_node, spin_until):
+    # Regression: an info line ("no action server") and a warning ("missed its deadline") went
+    # through one rclpy call site, which raises "Logger severity cannot be changed" and killed
+    # the executor. Both paths run here; the node must still answer afterwards.
+    slow = SlowBackend(1.0)
+    node, cn, ce = make_node(slow, decision_timeout_s=0.2, execute_decisions=True)
+    feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    pub = cn.create_publisher(Observation, 'agent/observation', 10)
+    assert spin_until(ce, lambda: pub.get_subscription_count() > 0, 5.0)
+    for _ in range(3):
+        pub.publish(observation(feats))
+        spin_until(ce, lambda: False, 0.5)
+    assert spin_until(ce, lambda: node.counters['deadline_missed'] >= 2, 10.0)
+    d = call(cn, ce, spin_until, observation(feats), GO)
+    assert d.source == 'fallback' and 'deadline' in d.rationale
