@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from llm_agent_sim.graph import (
     GraphError,
+    clock_topic,
     default_config_dir,
     load_graph,
     normalise_namespace,
@@ -109,6 +110,7 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
         if ns:
             # Relative on purpose: an including file's PushRosNamespace still prefixes it.
             spec['namespace'] = ns
+            spec['remappings'] = [('/clock', clock_topic(ns))]  # one sim clock per robot
         specs.append(spec)
     return specs
 

@@ -6,6 +6,7 @@ set -euo pipefail
 venv=$(cd "${1:-.venv}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build/llm_agent_interfaces"
+mkdir -p "$build"
 py="$venv/bin/python"
 
 # Pitfall of the PyPI wheels: their exported rosidl_generator_py CMake targets name the include

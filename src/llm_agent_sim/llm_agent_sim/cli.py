@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
     up = sub.add_parser('up', help='start the graph, one process per node; Ctrl-C stops it all')
     _add_graph_args(up)
+    up.add_argument('--sim-time', action='store_true',
+                    help='nodes follow /clock even without the built-in world in this run '
+                         '(the world or Gazebo runs in another process)')
     up.add_argument('--duration', type=float, default=None,
                     help='stop after this many seconds (default: run until Ctrl-C)')
     nodes = sub.add_parser('nodes', help='list the nodes of the graph and their commands')
@@ -57,7 +60,7 @@ def run_up(args: argparse.Namespace) -> int:
         return 2
     launcher = Launcher()
     # Sim time follows the built-in world's /clock only when the world is part of this run.
-    use_sim_time = any(e.group == 'sim' for e in entries)
+    use_sim_time = args.sim_time or any(e.group == 'sim' for e in entries)
     previous = {s: signal.signal(s, launcher.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         launcher.start(entries, config_dir, namespace=args.namespace, use_sim_time=use_sim_time)

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .graph import default_config_dir, load_graph, select
+from .graph import clock_topic, default_config_dir, load_graph, select
 from .launcher import Launcher
 
 DEFAULT_INSTRUCTION = 'go to the red target'
@@ -177,8 +177,9 @@ class Monitor:
 
         self.context = Context()
         rclpy.init(context=self.context)
+        cli_args = ['--ros-args', '-r', f'/clock:={clock_topic(namespace)}'] if namespace else None
         self.node = rclpy.create_node(
-            'demo_monitor', namespace=namespace, context=self.context,
+            'demo_monitor', namespace=namespace, context=self.context, cli_args=cli_args,
             parameter_overrides=[Parameter('use_sim_time', value=True)])
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

@@ -94,13 +94,23 @@ def ros_args(entry: NodeEntry, config_dir: str, namespace: str = '', use_sim_tim
     """The `--ros-args` of a node: name, namespace, parameter files, use_sim_time, extras."""
     args = ['--ros-args', '-r', f'__node:={entry.name}']
     if namespace:
-        args += ['-r', f'__ns:={normalise_namespace(namespace)}']
+        args += ['-r', f'__ns:={normalise_namespace(namespace)}',
+                 '-r', f'/clock:={clock_topic(namespace)}']
     for path in entry.param_files(config_dir):
         args += ['--params-file', path]
     # The world is the clock's source: it never follows /clock itself.
     follow_clock = use_sim_time and entry.group != 'sim'
     args += ['-p', f'use_sim_time:={"true" if follow_clock else "false"}']
     return args + list(extra)
+
+
+def clock_topic(namespace: str) -> str:
+    """The sim clock of a namespace: each robot's world runs its own time on one ROS graph.
+
+    /clock is an absolute name; two built-in worlds publishing it would make every node's time
+    jump between them, so a namespaced graph remaps it to <namespace>/clock.
+    """
+    return normalise_namespace(namespace) + '/clock'
 
 
 def normalise_namespace(namespace: str) -> str:
