@@ -1,4 +1,5 @@
-"""`llm-agent`: start the suite's graph (`up`), list it (`nodes`), run the demo (`demo`)."""
+"""`llm-agent`: start the suite's graph (`up`), list it (`nodes`), run the demo (`demo`),
+record the agent's topics to MCAP (`record`)."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser('demo', help='run episodes of the agent in the built-in world')
     from .demo import add_demo_args
     add_demo_args(demo)
+    record = sub.add_parser('record', help="record the agent's topics to an MCAP file "
+                                           "(ros2 bag and Foxglove open it)")
+    record.add_argument('--out', default='agent.mcap', metavar='PATH',
+                        help='MCAP file to write (default agent.mcap)')
+    record.add_argument('--namespace', default='', help='ROS namespace of the robot to record')
+    record.add_argument('--duration', type=float, default=None,
+                        help='stop after this many seconds (default: record until Ctrl-C)')
     return parser
 
 
@@ -87,6 +95,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_up(args)
         if args.command == 'nodes':
             return run_nodes(args)
+        if args.command == 'record':
+            from .record import run_record
+            return run_record(args)
         from .demo import run_demo
         return run_demo(args)
     except GraphError as exc:

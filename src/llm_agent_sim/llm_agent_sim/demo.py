@@ -51,6 +51,8 @@ def add_demo_args(p: argparse.ArgumentParser) -> None:
                         'start from what earlier runs learnt (default: a fresh one per run)')
     p.add_argument('--ready-timeout', type=float, default=600.0,
                    help='wall seconds to wait for the brain to load its model')
+    p.add_argument('--record', default=None, metavar='PATH',
+                   help="record the agent's topics to this MCAP file (see `llm-agent record`)")
 
 
 @dataclass
@@ -325,12 +327,16 @@ def run_demo(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, lambda *_: (stop.set(), launcher.request_stop()))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     monitor: Optional[Monitor] = None
+    recorder = None
     episodes: List[Episode] = []
     code = 0
     try:
         launcher.start(entries, config_dir, namespace=args.namespace, use_sim_time=True,
                        extra_args=extra)
         monitor = Monitor(args.namespace)
+        if getattr(args, 'record', None):
+            from .record import Recorder
+            recorder = Recorder(args.record, args.namespace)
         print('[demo] waiting for the brain (first run converts the model once) ...', flush=True)
         code = _wait_ready(monitor, launcher, stop, args.ready_timeout)
         for i in range(args.episodes if code == 0 else 0):
@@ -354,6 +360,9 @@ def run_demo(args: argparse.Namespace) -> int:
             if code != 0:
                 break
     finally:
+        if recorder is not None:
+            recorder.close()
+            print(f'[demo] recorded {recorder.sink.messages} messages to {args.record}', flush=True)
         if monitor is not None:
             monitor.close()
         launcher.stop()
