@@ -9,12 +9,11 @@ import random
 import cv2
 import numpy as np
 import pytest
+from llm_agent_sim.record import AGENT_TOPICS, Recorder, message_class
 from mcap.reader import make_reader
 from mcap_ros2.reader import read_ros2_messages
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-
-from llm_agent_sim.record import AGENT_TOPICS, Recorder, message_class
 
 FEATURES = ('front_range', 'front_left_range', 'front_right_range', 'left_range', 'right_range',
             'rear_range', 'goal_distance', 'goal_bearing', 'target_visible', 'target_bearing',
@@ -182,7 +181,6 @@ def _policy(front):
 def test_tree_trained_from_a_recording_follows_the_recorded_policy(ros_context, ros_domain_id,
                                                                    spin_until, tmp_path):
     from llm_agent_actuation.catalog import load_catalog
-
     from llm_agent_brain.distill import decisions_from_mcap, train_from_mcap
     from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
     from llm_agent_brain.types import Situation
@@ -214,8 +212,8 @@ def test_tree_trained_from_a_recording_follows_the_recorded_policy(ros_context, 
                 pub.pubs[topic].publish(msg)
             # paced: keep-last queues must not overflow before the recorder has the messages
             assert spin_until(pub.executor,
-                              lambda: recorder.count('agent/decision') >= 2 * (i + 1) and
-                              recorder.count('agent/observation') >= i + 1, 10.0)
+                              lambda k=i + 1: recorder.count('agent/decision') >= 2 * k and
+                              recorder.count('agent/observation') >= k, 10.0)
     finally:
         recorder.close()
         pub.close()

@@ -146,6 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--catalog', default=None, help='skills file (default: the installed one)')
     args = p.parse_args(argv)
     from llm_agent_actuation.catalog import load_catalog
+
     from llm_agent_brain.pipeline import FastPathConfig
     sources = tuple(s.strip() for s in args.include.split(',') if s.strip())
     try:
