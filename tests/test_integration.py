@@ -11,14 +11,14 @@ import sys
 import psutil
 import pytest
 import rclpy
+from llm_agent_sim.graph import default_config_dir
+from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 
 from llm_agent_interfaces.msg import Decision, Observation
 from llm_agent_interfaces.srv import Decide
-from llm_agent_sim.graph import default_config_dir
-from nav_msgs.msg import Odometry
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')
 CONFIG = default_config_dir()

@@ -41,18 +41,23 @@ from .stats import ServerStats
 # name: (default, description, (min, max) or None)
 PARAMETERS: Dict[str, Any] = {
     'catalog_path': ('', 'skills.yaml to load; empty = share/llm_agent_actuation/config/skills.yaml', None),
-    'control_rate_hz': (20.0, 'rate of the control loop stepping skills and commanding cmd_vel', (5.0, 100.0)),
+    'control_rate_hz': (20.0, 'rate of the control loop stepping skills and commanding cmd_vel',
+                        (5.0, 100.0)),
     'feedback_rate_hz': (10.0, 'rate of action feedback per goal (at least 5 Hz)', (5.0, 50.0)),
-    'safety_distance_m': (0.4, 'forward motion stops when the scan shows an obstacle closer than this ahead', (0.05, 5.0)),
-    'guard_half_angle_rad': (0.35, 'half width of the scan sector in front checked by the guard', (0.05, 1.6)),
+    'safety_distance_m': (0.35, 'forward motion stops when the scan shows an obstacle closer than this '
+                          'ahead', (0.05, 5.0)),
+    'guard_half_angle_rad': (0.35, 'half width of the scan sector in front checked by the guard',
+                             (0.05, 1.6)),
     'scan_timeout_s': (1.0, 'no scan for this long: forward motion not allowed', (0.05, 10.0)),
-    'watchdog_timeout_s': (0.5, 'zero velocity published when idle or when commands stop for this long', (0.05, 5.0)),
+    'watchdog_timeout_s': (0.5, 'zero velocity published when idle or when commands stop for this long',
+                           (0.05, 5.0)),
     'approval_timeout_s': (30.0, 'a goal waiting for approval is rejected after this long', (0.1, 3600.0)),
     'max_linear_speed_mps': (0.5, 'forward/backward speed limit of every skill', (0.01, 5.0)),
     'max_angular_speed_rps': (1.5, 'turn rate limit of every skill', (0.05, 10.0)),
     'position_tolerance_m': (0.05, 'move_forward / navigate_to arrive within this distance', (0.005, 1.0)),
     'angle_tolerance_rad': (0.03, 'turn arrives within this angle', (0.001, 0.5)),
-    'target_size_stop': (0.25, 'approach_target succeeds when target_size (image fraction) reaches this', (0.01, 1.0)),
+    'target_size_stop': (0.6, 'approach_target succeeds when target_size (image fraction) reaches this',
+                         (0.01, 1.0)),
     'approach_speed_mps': (0.25, 'forward speed of approach_target', (0.01, 2.0)),
     'observation_timeout_s': (1.0, 'perception features older than this are ignored', (0.05, 10.0)),
     'speech_chars_per_s': (15.0, 'speak holds the speaker for len(text) / this seconds', (1.0, 100.0)),
@@ -263,7 +268,8 @@ class SkillServer(Node):
     def _await_approval(self, goal_handle: Any, run: GoalRun, period: float) -> None:
         event = self.approvals.request(run.goal_id, run.spec.name, self.now_s())
         run.state = 'waiting for approval'
-        self.get_logger().info(f'{run.spec.name} [{run.goal_id[:8]}] waits for approval on agent/approve_skill')
+        self.get_logger().info(
+            f'{run.spec.name} [{run.goal_id[:8]}] waits for approval on agent/approve_skill')
         deadline = time.monotonic() + self.p['approval_timeout_s']
         while not event.wait(period):
             if goal_handle.is_cancel_requested or run.done.is_set():

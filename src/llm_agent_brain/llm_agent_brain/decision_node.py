@@ -146,9 +146,9 @@ NODE_PARAMS: Dict[str, Tuple[Any, str, Dict[str, Any]]] = {
                         '~/.cache/llm_agent/models', {}),
     'llm_mode': ('score', 'score: log-likelihood of each allowed skill (fast, always valid); '
                  'generate: free JSON generation', {'choices': MODES}),
-    'margin_m': (0.5, 'move_forward stops this far before the obstacle ahead (m)',
+    'margin_m': (0.3, 'move_forward stops this far before the obstacle ahead (m)',
                  {'min': 0.0, 'max': 5.0}),
-    'num_threads': (0, 'torch CPU threads for inference; 0 = torch default', {'min': 0, 'max': 64}),
+    'num_threads': (0, 'torch CPU threads for inference; 0 = all cores but one', {'min': 0, 'max': 64}),
     'openai_base_url': ('http://localhost:8000/v1', 'OpenAI-compatible server base URL', {}),
     'openai_model': ('', 'Model name sent to the server; empty = the server default', {}),
     'openai_api_key_env': ('OPENAI_API_KEY', 'Environment variable holding the API key', {}),

@@ -69,7 +69,7 @@ PARAMETERS: Dict[str, tuple] = {
     'max_linear_accel_mps2': (1.0, 'Linear acceleration limit of the base', (0.01, 20.0), False),
     'max_angular_accel_radps2': (3.0, 'Angular acceleration limit of the base', (0.01, 50.0),
                                  False),
-    'goal_tolerance_m': (0.5, 'Distance of the robot centre to the goal that counts as reached',
+    'goal_tolerance_m': (0.6, 'Distance of the robot centre to the goal that counts as reached',
                          (0.05, 5.0), False),
     'cmd_vel_timeout_s': (0.5, 'The base stops when no cmd_vel came for this long (sim time)',
                           (0.05, 10.0), False),
