@@ -35,6 +35,17 @@ AVOID = '!avoid'
 FORMAT_VERSION = 1
 
 
+def _read_json(path: str, what: str) -> Any:
+    """The JSON in path, or None when there is no file; an unreadable one raises ValueError."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f'{path}: cannot load the {what}: {exc}') from exc
+
+
 @dataclass
 class Sample:
     """One training example: the features seen, the decision taken, and how it turned out."""
@@ -263,13 +274,9 @@ class DecisionTree:
     @classmethod
     def load(cls, path: str) -> Optional['DecisionTree']:
         """The saved tree, or None if there is none (a broken file raises ValueError)."""
-        try:
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-        except FileNotFoundError:
+        data = _read_json(path, 'decision tree')
+        if data is None:
             return None
-        except (OSError, ValueError) as exc:
-            raise ValueError(f'{path}: cannot load the decision tree: {exc}') from exc
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -450,13 +457,9 @@ class TreeSet:
     @classmethod
     def load(cls, path: str) -> Optional['TreeSet']:
         """The saved trees, or None if there is no file (a broken file raises ValueError)."""
-        try:
-            with open(path, encoding='utf-8') as f:
-                data = json.load(f)
-        except FileNotFoundError:
+        data = _read_json(path, 'decision trees')
+        if data is None:
             return None
-        except (OSError, ValueError) as exc:
-            raise ValueError(f'{path}: cannot load the decision trees: {exc}') from exc
         try:
             if data.get('version') != FORMAT_VERSION:
                 raise ValueError(f'unsupported format version {data.get("version")!r}')
