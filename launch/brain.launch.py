@@ -6,24 +6,16 @@ NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable t
 PyPI or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job
 (test/launch/).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through
-llm_agent_sim.graph, in _graph_launch.py beside this file: no node is named here.
+llm_agent_sim.graph, in llm_agent_sim.launch_graph: no node is named here.
 """
-import importlib.util
 import os
+
+from llm_agent_sim.launch_graph import generate
 
 # Groups of config/graph.yaml this file starts (empty: all). tests/test_launch_graph.py checks
 # that the per-subsystem files together cover every group of the graph.
 GROUPS = ('brain',)
 
 
-def _helper():
-    """Import _graph_launch.py by path: `ros2 launch` does not put this folder on sys.path."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '_graph_launch.py')
-    spec = importlib.util.spec_from_file_location('llm_agent_graph_launch', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def generate_launch_description():
-    return _helper().generate(GROUPS)
+    return generate(GROUPS, launch_dir=os.path.dirname(os.path.abspath(__file__)))

@@ -3,7 +3,7 @@
 `launch`, `launch_ros` and `launch_testing` are not installable on the development machines
 (platform.md), so nothing here imports them or imitates what they do. Instead:
   * the launch files' source is read as an AST: they name no node, build nodes only through the
-    helper launch/_graph_launch.py, which takes them from llm_agent_sim.graph (load_graph/select);
+    helper llm_agent_sim.launch_graph, which takes them from llm_agent_sim.graph (load_graph/select);
   * the helper's pure part (`node_specs`, the keyword arguments of each launch_ros Node) is run
     for real and compared with graph.ros_args, what `llm-agent up` passes to the same nodes;
   * every graph entry is checked against its package: console script in setup.py, module with
@@ -29,7 +29,7 @@ from llm_agent_sim import graph
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, 'config')
 LAUNCH_DIR = os.path.join(REPO, 'launch')
-HELPER_PATH = os.path.join(LAUNCH_DIR, '_graph_launch.py')
+HELPER_PATH = os.path.join(REPO, 'src', 'llm_agent_sim', 'llm_agent_sim', 'launch_graph.py')
 LAUNCH_FILES = sorted(glob.glob(os.path.join(LAUNCH_DIR, '*.launch.py')))
 SUBSYSTEM_FILES = [f for f in LAUNCH_FILES if os.path.basename(f) != 'agent.launch.py']
 LAUNCH_TESTS = sorted(glob.glob(os.path.join(REPO, 'test', 'launch', 'test_*.py')))
@@ -41,15 +41,8 @@ PACKAGES = sorted({e.package for e in ENTRIES})
 PARAM_FILES = sorted({p for e in ENTRIES for p in e.params})
 
 
-def _load_helper():
-    """Import launch/_graph_launch.py by path, as the launch files do (its pure part only)."""
-    spec = importlib.util.spec_from_file_location('llm_agent_graph_launch_under_test', HELPER_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helper = _load_helper()
+# Its pure part imports no `launch`: importing it here runs what the launch files run.
+helper = importlib.import_module('llm_agent_sim.launch_graph')
 
 
 def _tree(path):
@@ -117,7 +110,9 @@ def test_launch_file_names_no_node_and_uses_the_helper(path):
     assert not _calls(tree, 'Node'), f'{path} builds a Node itself; nodes come from graph.yaml'
     named = _strings(tree) & _graph_identifiers()
     assert not named, f'{path} hard-codes {sorted(named)}; take them from config/graph.yaml'
-    assert '_graph_launch.py' in _strings(tree), f'{path} does not load launch/_graph_launch.py'
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                and n.module == 'llm_agent_sim.launch_graph' for a in n.names}
+    assert 'generate' in imported, f'{path} does not use llm_agent_sim.launch_graph.generate'
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_launch_description' in functions
     generate = _calls(tree, 'generate')
@@ -234,7 +229,7 @@ def test_backend_choices_are_the_brains():
 
 
 def test_config_argument_resolution(tmp_path):
-    assert helper.resolve_config_dir('') == CONFIG, 'default: config/ beside launch/'
+    assert helper.resolve_config_dir('', LAUNCH_DIR) == CONFIG, 'default: config/ beside launch/'
     with pytest.raises(graph.GraphError, match='graph.yaml'):
         helper.resolve_config_dir(str(tmp_path))
     # Launch files installed elsewhere with no config/ beside them fall back to the install.

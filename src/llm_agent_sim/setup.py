@@ -27,7 +27,11 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-    ] + config_files(['sim.yaml', 'graph.yaml', 'worlds/*.yaml']),
+        # The suite's launch files, so `ros2 launch llm_agent_sim agent.launch.py` works too;
+        # installed beside share/llm_agent_sim/config, which they then take as the default.
+        ('share/' + package_name + '/launch',
+         sorted(glob(os.path.join(config_root, '..', 'launch', '*.launch.py')))),
+    ] + config_files(['*.yaml', 'worlds/*.yaml']),
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='LLM agent maintainers',

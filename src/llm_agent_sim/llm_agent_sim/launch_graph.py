@@ -1,4 +1,4 @@
-"""Shared logic of the launch files in this folder: turn config/graph.yaml into launch_ros Nodes.
+"""Shared logic of the launch files in launch/: turn config/graph.yaml into launch_ros Nodes.
 
 NOT RUN ON THE DEVELOPMENT MACHINES: `launch`, `launch_ros` and `ros2cli` are not installable
 there (no PyPI or Debian package; see the README), so these launch files were written
@@ -12,8 +12,7 @@ code `llm-agent up` uses): this module adds no node of its own. It is split in t
     each node gets, testable anywhere;
   * a launch part: `declare_arguments` and `generate`, which import `launch`/`launch_ros` only
     when called.
-The launch files import this module by path (the `_helper()` lines in each of them), because
-`ros2 launch <file>` does not put the launch file's folder on sys.path.
+Each launch file is then three lines: its GROUPS and `generate(GROUPS, launch_dir=...)`.
 """
 from __future__ import annotations
 
@@ -28,8 +27,6 @@ from llm_agent_sim.graph import (
     normalise_namespace,
     select,
 )
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Launch arguments passed as parameter overrides to one node of the graph: the brain's backend
 # and model. Keyed by node name so a second node in the brain group does not receive them.
@@ -52,15 +49,15 @@ def parse_bool(name: str, value: str) -> bool:
     raise GraphError(f'launch argument {name}:={value!r} must be true or false')
 
 
-def resolve_config_dir(value: str = '', launch_dir: str = HERE) -> str:
+def resolve_config_dir(value: str = '', launch_dir: str = '') -> str:
     """The config folder: the argument, else config/ beside launch/, else the installed one."""
     if value:
         path = os.path.abspath(os.path.expanduser(value))
         if not os.path.isfile(os.path.join(path, 'graph.yaml')):
             raise GraphError(f'launch argument config:={value!r}: no graph.yaml in {path}')
         return path
-    beside = os.path.normpath(os.path.join(launch_dir, '..', 'config'))
-    if os.path.isfile(os.path.join(beside, 'graph.yaml')):
+    beside = os.path.normpath(os.path.join(launch_dir, '..', 'config')) if launch_dir else ''
+    if beside and os.path.isfile(os.path.join(beside, 'graph.yaml')):
         return beside
     return default_config_dir()
 
@@ -165,7 +162,8 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
     return args
 
 
-def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, selection: bool) -> list:
+def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, selection: bool,
+           launch_dir: str) -> list:
     """OpaqueFunction body: resolve the arguments, then one Node per selected graph entry."""
     from launch_ros.actions import Node
 
@@ -180,7 +178,8 @@ def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, select
     if brain:
         overrides[OVERRIDE_NODE] = brain_overrides(arg('backend'), arg('model'))
     split = (lambda text: [s.strip() for s in text.split(',') if s.strip()])
-    specs = node_specs(resolve_config_dir(arg('config')), groups, namespace=arg('namespace'),
+    specs = node_specs(resolve_config_dir(arg('config'), launch_dir), groups,
+                       namespace=arg('namespace'),
                        use_sim=use_sim, use_sim_time=use_sim_time,
                        only=split(arg('only')) if selection else (),
                        without=split(arg('without')) if selection else (),
@@ -190,8 +189,11 @@ def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, select
     return [Node(**spec) for spec in specs]
 
 
-def generate(groups: Sequence[str] = ()):
-    """The LaunchDescription of the graph, or of `groups` of it (a per-subsystem file)."""
+def generate(groups: Sequence[str] = (), launch_dir: str = ''):
+    """The LaunchDescription of the graph, or of `groups` of it (a per-subsystem file).
+
+    `launch_dir` is the calling launch file's folder: config/ beside it is the default config.
+    """
     from launch.actions import OpaqueFunction
 
     from launch import LaunchDescription
@@ -202,6 +204,7 @@ def generate(groups: Sequence[str] = ()):
     brain = whole or 'brain' in groups                  # backend/model where the brain runs
     actions = declare_arguments(sim_switch=sim_switch, sim_time=sim_time, brain=brain,
                                 selection=whole)
-    actions.append(OpaqueFunction(function=_nodes, args=[tuple(groups), sim_switch, brain, whole]))
+    actions.append(OpaqueFunction(function=_nodes,
+                                  args=[tuple(groups), sim_switch, brain, whole, launch_dir]))
     return LaunchDescription(actions)
 
