@@ -167,8 +167,14 @@ def test_driving_into_a_wall_gives_one_collision_and_stops(make_sim, spin_until,
     world.write_text(WALL_WORLD)
     node, probe, executor = make_sim(world_file=str(world), speed=5.0, camera_rate_hz=2.0,
                                      image_width=160, image_height=120)
-    deadline = time.monotonic() + 4.0                  # about 20 s of sim time at speed 5
-    while time.monotonic() < deadline:
+    # Drive until the contact (a loaded machine runs the world slower than `speed`), then keep
+    # pushing for a while: still one collision, and the robot stays at the wall.
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline and not probe.events('collision'):
+        probe.drive(0.5)
+        spin_until(executor, lambda: False, timeout_s=0.05)
+    push_until = time.monotonic() + 1.0
+    while time.monotonic() < push_until:
         probe.drive(0.5)
         spin_until(executor, lambda: False, timeout_s=0.05)
     spin_until(executor, lambda: False, timeout_s=0.3)
