@@ -140,11 +140,12 @@ def main() -> int:
         'echo': (echo_cli, lambda: request(features(rng), 'explore the room'), None),
         'rule': (decide_cli, lambda: request(features(rng, front_range=0.3), 'explore the room'), 'rule'),
         'tree': (decide_cli, lambda: request(features(rng, front_range=6.0), 'explore the room'), 'tree'),
-        'cache': (decide_cli, lambda: request(features(rng, front_range=6.0), 'patrol the corridor'), 'cache'),
+        'cache': (decide_cli, lambda: request(features(rng, front_range=6.0), 'patrol the corridor'),
+                  'cache'),
     }
     times = {k: [] for k in cases}
     wrong = {k: 0 for k in cases}
-    for k, (cli, make, _) in cases.items():   # warm the DDS paths
+    for cli, make, _ in cases.values():   # warm the DDS paths
         for _ in range(10):
             call(cli, make())
     for _ in range(args.rounds):               # interleaved so that load changes hit all alike
@@ -175,7 +176,8 @@ def main() -> int:
                 if i:
                     llm_times.append(dt)   # the first call pays one-off costs
             llm_med = statistics.median(llm_times)
-            llm_note = f'SmolLM2-135M fp32 via TransformersBackend (load {load_s:.1f} s, {args.llm_calls} calls)'
+            llm_note = (f'SmolLM2-135M fp32 via TransformersBackend (load {load_s:.1f} s, '
+                        f'{args.llm_calls} calls)')
         except Exception as exc:  # noqa: BLE001 - the fast-path ratios are still worth printing
             llm_note = f'unavailable: {exc}'
 

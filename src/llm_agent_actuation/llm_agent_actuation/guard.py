@@ -51,7 +51,8 @@ class SafetyGuard:
         if age > self.scan_timeout_s:
             if math.isinf(age):
                 return False, 'no scan received: forward motion not allowed'
-            return False, f'no scan for {age:.2f} s (> {self.scan_timeout_s:.2f} s): forward motion not allowed'
+            return False, (f'no scan for {age:.2f} s (> {self.scan_timeout_s:.2f} s): '
+                           'forward motion not allowed')
         c = self.front_clearance_m
         if c is not None and c < self.safety_distance_m:
             return False, (f'way ahead blocked: obstacle at {c:.2f} m, closer than the safety '

@@ -251,7 +251,7 @@ def test_bad_goals_are_rejected_with_reasons_and_nothing_moves(ros_env, world, h
                  ('turn', {'angle': 'left'}, 'must be float'),
                  ('move_forward', {'distance': 50.0}, 'outside'),
                  ('speak', {'text': 'x' * 500}, 'longer than')]
-        for skill, params, why in cases:
+        for skill, params, _why in cases:
             handle = h.send(skill, params)
             assert not handle.accepted
         assert h.spin_until(lambda: len(h.rejections) == len(cases), 5)
@@ -343,7 +343,7 @@ def test_goal_storm_keeps_server_answering_without_growth(ros_env, world, harnes
                 skill, params = goals[k % len(goals)]
                 futs.append(h.send(skill, params, wait_accept=False))
                 k += 1
-                h.spin_until(lambda: time.monotonic() - start >= k / 100.0, 1.0)
+                h.spin_until(lambda k=k: time.monotonic() - start >= k / 100.0, 1.0)
             # DDS may still drop a request of a burst: the server must answer nearly all of them.
             h.spin_until(lambda: all(f.done() for f in futs), 40)
             answered = [f for f in futs if f.done()]
@@ -384,7 +384,8 @@ def test_approval_and_plugin_skill_from_config(ros_env, world, harness, tmp_path
         t0 = time.monotonic()
         turn = h.send('turn', {'angle': 0.8})
         assert turn.accepted
-        assert h.spin_until(lambda: any(s == 'waiting for approval' for _, _, s in h.feedback.get('turn', [])), 3)
+        assert h.spin_until(lambda: any(s == 'waiting for approval'
+                                        for _, _, s in h.feedback.get('turn', [])), 3)
         h.spin_until(lambda: False, 0.8)
         assert not h.moving_cmds(t0)
         fut = h.approve.call_async(ApproveSkill.Request(goal_id=bytes(turn.goal_id.uuid).hex(),

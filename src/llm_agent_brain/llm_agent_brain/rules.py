@@ -309,7 +309,8 @@ def parse_rules(data: Any, catalog: Any, path: str = '<rules>') -> RuleSet:
         seen.add(name)
         unknown = set(raw) - _RULE_KEYS
         if unknown:
-            raise RulesError(f'{path}: {where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}')
+            raise RulesError(f'{path}: {where}: unknown key(s) {sorted(unknown)}; '
+                             f'allowed: {sorted(_RULE_KEYS)}')
         if 'when' not in raw:
             raise RulesError(f'{path}: {where}.when: required')
         skill = raw.get('skill')

@@ -423,7 +423,8 @@ class TreeSet:
     """One tree per instruction (decisions distilled under "explore" say nothing about
     "go to the red ball"); saved together in one file, atomically."""
 
-    def __init__(self, trees: Optional[Dict[str, DecisionTree]] = None, meta: Optional[Dict[str, Any]] = None):
+    def __init__(self, trees: Optional[Dict[str, DecisionTree]] = None,
+                 meta: Optional[Dict[str, Any]] = None):
         self.trees: Dict[str, DecisionTree] = dict(trees or {})
         self.meta: Dict[str, Any] = dict(meta or {})
 

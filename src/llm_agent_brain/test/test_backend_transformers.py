@@ -5,7 +5,8 @@ import pytest
 import torch
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends import scoring
-from llm_agent_brain.backends.transformers import TransformersBackend, parse_answer
+from llm_agent_brain.backends.scoring import parse_answer
+from llm_agent_brain.backends.transformers import TransformersBackend
 from llm_agent_brain.types import BackendError, Situation
 
 from llm_agent_brain import model_store, prompt

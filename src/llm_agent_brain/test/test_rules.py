@@ -79,7 +79,8 @@ def test_condition_language(catalog):
 @pytest.mark.parametrize('rule,field', [
     ({'name': 'x', 'when': {'front_range': {'lt': 0.4}}, 'skill': 'fly'}, 'rules[0] (x).skill'),
     ({'name': 'x', 'when': {'front_rnage': {'lt': 0.4}}, 'skill': 'stop'}, 'rules[0] (x).when'),
-    ({'name': 'x', 'when': {'front_range': {'less': 0.4}}, 'skill': 'stop'}, 'rules[0] (x).when.front_range.less'),
+    ({'name': 'x', 'when': {'front_range': {'less': 0.4}}, 'skill': 'stop'},
+     'rules[0] (x).when.front_range.less'),
     ({'name': 'x', 'when': {'front_range': {'lt': 0.4}}, 'skill': 'turn', 'params': {'angle': 'left'}},
      "rules[0] (x).params: turn: parameter 'angle'"),
     ({'name': 'x', 'when': {'front_range': {'lt': 0.4}}, 'skill': 'turn', 'params': {'angle': 9.0}},

@@ -63,7 +63,8 @@ def test_learns_known_split_from_logged_decisions(catalog):
 
 
 def test_respects_purity_and_sample_thresholds(catalog):
-    samples = [Sample({'front_range': 1.0}, 'stop')] * 3 + [Sample({'front_range': 1.0}, 'wait', {'seconds': 1.0})]
+    samples = [Sample({'front_range': 1.0}, 'stop')] * 3 + \
+        [Sample({'front_range': 1.0}, 'wait', {'seconds': 1.0})]
     tree = DecisionTree.fit(samples, ['front_range'], catalog)
     assert tree.root.is_leaf and tree.root.purity == pytest.approx(0.75)
     assert tree.decide({'front_range': 1.0}, min_purity=0.7, min_samples=4).skill == 'stop'

@@ -152,7 +152,8 @@ class StreamStats:
             'bytes_out_total': str(self.rate_out.total_bytes),
             'messages_in': str(self.rate_in.total_count),
             'messages_out': str(self.rate_out.total_count),
-            'compression_ratio': f'{compression_ratio(self.rate_in.total_bytes, self.rate_out.total_bytes):.2f}',
+            'compression_ratio':
+                f'{compression_ratio(self.rate_in.total_bytes, self.rate_out.total_bytes):.2f}',
             'frames_dropped': str(self.dropped),
         }
         kv.update(self.encode_ms.summary('encode_time'))

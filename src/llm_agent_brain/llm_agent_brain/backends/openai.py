@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict
 from llm_agent_brain import prompt
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.backends.base import BackendBase
-from llm_agent_brain.backends.transformers import parse_answer
 from llm_agent_brain.types import BackendError, Choice, Situation
 
 LOG = logging.getLogger(__name__)
@@ -157,14 +156,8 @@ class OpenAIBackend(BackendBase):
 
     def choose(self, situation: Situation, catalog: Any) -> Choice:
         text = self.complete(situation, catalog)
-        skill, proposed = parse_answer(text, catalog.names)
-        if skill is None:
-            raise BackendError(f'openai backend: answer names no allowed skill: {text[:120]!r}')
-        params, how = scoring.merge_params(skill, proposed, situation, catalog, self.margin_m)
-        if params is None:
-            raise BackendError(f'openai backend: {skill!r} with unusable parameters: {how}')
-        return Choice(skill=skill, params=params, confidence=0.5, source='llm',
-                      rationale=f'{self.model or "server"} answered {text[:80]!r}; {how}')
+        return scoring.choice_from_answer(text, situation, catalog, self.margin_m,
+                                          f'{self.model or "server"} answered')
 
 
 def _content(data: Any) -> str:

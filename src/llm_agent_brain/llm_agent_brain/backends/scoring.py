@@ -8,11 +8,12 @@ candidate at all, so a scored answer is always executable.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from llm_agent_brain.types import Situation
+from llm_agent_brain.types import BackendError, Choice, Situation
 
 DEFAULT_MARGIN_M = 0.5
 # A turn smaller than this is a no-op for the base: offering it lets a weak model "decide"
@@ -139,3 +140,36 @@ def merge_params(skill: str, proposed: Any, situation: Situation, catalog: Any,
         return derived, 'derived from features'
     params, reason = catalog.validate(skill, proposed if isinstance(proposed, dict) else {})
     return (params, 'defaults') if not reason else (None, reason)
+
+
+def parse_answer(text: str, names: Sequence[str]) -> Tuple[Optional[str], Any]:
+    """(skill, params) from a model's JSON answer, or a bare skill name; (None, None) if none."""
+    m = re.search(r'\{.*\}', text, re.DOTALL)
+    if m:
+        try:
+            data = json.loads(m.group(0))
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get('skill'), str) and data['skill'] in names:
+            return data['skill'], data.get('params', {})
+    words = re.findall(r'[A-Za-z_]+', text)
+    for word in words:
+        if word in names:
+            return word, {}
+    return None, None
+
+
+def choice_from_answer(text: str, situation: Situation, catalog: Any, margin_m: float,
+                       who: str) -> Choice:
+    """A validated Choice from a model's free-text answer; BackendError when it is unusable.
+
+    Shared by every backend that reads text (free generation, OpenAI-compatible servers).
+    """
+    skill, proposed = parse_answer(text, catalog.names)
+    if skill is None:
+        raise BackendError(f'{who} {text[:120]!r}: names no allowed skill')
+    params, how = merge_params(skill, proposed, situation, catalog, margin_m)
+    if params is None:
+        raise BackendError(f'{who} {skill!r} with unusable parameters: {how}')
+    return Choice(skill=skill, params=params, confidence=0.5, source='llm',
+                  rationale=f'{who} {text[:80]!r}; {how}')

@@ -12,10 +12,8 @@ cache: what LLM-on-ROS agents commonly do; kept as the benchmark's baseline.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
-import re
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -150,7 +148,10 @@ class TransformersBackend(BackendBase):
         return cache if cache is not None else getattr(out, 'past_key_values', None)
 
     def prefix_cache(self, catalog: Any) -> Tuple[List[int], Any, str]:
-        """(token ids, key/value cache, text after the user turn) of the static prefix for this catalogue; built once."""
+        """(token ids, key/value cache, text after the user turn) of the static prefix.
+
+        Built once per catalogue.
+        """
         before, after = self._render(catalog)
         entry = self._prefix.get(before)
         if entry is None:
@@ -265,31 +266,7 @@ class TransformersBackend(BackendBase):
 
     def _choose_generate(self, situation: Situation, catalog: Any) -> Choice:
         text = self.generate_text(situation, catalog)
-        skill, proposed = parse_answer(text, catalog.names)
-        if skill is None:
-            raise BackendError(f'generated answer names no allowed skill: {text[:120]!r}')
-        params, how = scoring.merge_params(skill, proposed, situation, catalog, self.margin_m)
-        if params is None:
-            raise BackendError(f'generated {skill!r} but its parameters are unusable: {how}')
-        return Choice(skill=skill, params=params, confidence=0.5, source='llm',
-                      rationale=f'generated {text[:80]!r}; {how}')
-
-
-def parse_answer(text: str, names: Sequence[str]) -> Tuple[Optional[str], Any]:
-    """(skill, params) from a model's JSON answer, or a bare skill name; (None, None) if none."""
-    m = re.search(r'\{.*\}', text, re.DOTALL)
-    if m:
-        try:
-            data = json.loads(m.group(0))
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get('skill'), str) and data['skill'] in names:
-            return data['skill'], data.get('params', {})
-    words = re.findall(r'[A-Za-z_]+', text)
-    for word in words:
-        if word in names:
-            return word, {}
-    return None, None
+        return scoring.choice_from_answer(text, situation, catalog, self.margin_m, 'generated')
 
 
 def _elapsed_ms(t0: float) -> float:
