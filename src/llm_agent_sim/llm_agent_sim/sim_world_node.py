@@ -300,6 +300,8 @@ class SimWorldNode(Node):
             return
         start = time.perf_counter()
         bgr, depth = self.camera.render(world, s.x, s.y, s.yaw)
+        if s.episode != self.sim.episode:
+            return  # a reset came while rendering: no frame of the old episode after it
         self._render_s += time.perf_counter() - start
         self._renders += 1
         header = Header(stamp=_stamp(s.t), frame_id=CAMERA_FRAME)
@@ -324,7 +326,7 @@ class SimWorldNode(Node):
         p = self._p
         with self._lock:
             s, self._wanted['scan'] = self._wanted['scan'], None
-            if s is None:
+            if s is None or s.episode != self.sim.episode:
                 return
             ranges = self.sim.scan(p['scan_beams'], -math.pi, p['scan_range_min_m'],
                                    p['scan_range_max_m'], p['scan_noise_std_m'], state=s)
