@@ -1,5 +1,5 @@
 """`llm-agent`: start the suite's graph (`up`), list it (`nodes`), run the demo (`demo`),
-record the agent's topics to MCAP (`record`)."""
+record the agent's topics to MCAP (`record`), measure it all (`bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument('--namespace', default='', help='ROS namespace of the robot to record')
     record.add_argument('--duration', type=float, default=None,
                         help='stop after this many seconds (default: record until Ctrl-C)')
+    bench = sub.add_parser('bench', help='run the benchmarks and write a report folder '
+                                         '(report.md, results.json, PNG plots)')
+    from .bench.report import add_bench_args
+    add_bench_args(bench)
     return parser
 
 
@@ -95,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_up(args)
         if args.command == 'nodes':
             return run_nodes(args)
+        if args.command == 'bench':
+            from .bench.report import run_bench
+            return run_bench(args)
         if args.command == 'record':
             from .record import run_record
             return run_record(args)
