@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench bench-quick lint clean
 
 setup: $(VENV)/.stamp-packages
 
@@ -56,8 +56,13 @@ run: setup
 test: setup
 	$(PY) -m pytest
 
+# The full report (the README's figures): out/bench/report.md, results.json and PNG plots.
 bench: setup
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(VENV)/bin/llm-agent bench --out out/bench
+
+# Every section on small workloads, in a few minutes (what the CI test runs).
+bench-quick: setup
+	$(VENV)/bin/llm-agent bench --quick --out out/bench-quick
 
 lint: setup
 	$(VENV)/bin/ruff check src tools
