@@ -16,9 +16,9 @@ from llm_agent_perception.image_compressor_node import ImageCompressor
 from llm_agent_perception.image_decompressor_node import ImageDecompressor, array_to_image
 from llm_agent_perception.node_common import latched_qos, sensor_qos
 from llm_agent_perception.observer_node import Observer
+from llm_agent_perception.sample_photos import motorcycle_depth_mm, photo
 from llm_agent_perception.scan_filter_node import ScanFilter, from_compressed_array
 from nav_msgs.msg import Odometry
-from perception_photos import motorcycle_depth_mm, photo
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, LaserScan

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 from llm_agent_perception.image_codec import BadInput
+from llm_agent_perception.sample_photos import photo
 from llm_agent_perception.scan_processing import ScanMeta, filter_scan
-from perception_photos import photo
 
 from llm_agent_perception import features
 

@@ -1,4 +1,5 @@
-"""Real photographs from scikit-image, as BGR arrays, for tests and the benchmark."""
+"""Real photographs and a real depth map bundled with scikit-image (nothing downloads), as
+numpy arrays, for the perception tests and `llm-agent bench`; import it lazily: it needs skimage."""
 from __future__ import annotations
 
 import cv2
