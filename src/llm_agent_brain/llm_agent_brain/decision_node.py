@@ -3,8 +3,9 @@
 The fast path (rules -> tree -> caches, `DecisionPipeline.fast_decide`) runs on the executor;
 an LLM decision runs on a worker thread, never on the executor. While the model is busy only
 the newest observation waits (older ones are coalesced away). A decision that misses
-`decision_timeout_s`, a model still loading, a backend error or a malformed observation gives a
-`fallback` decision with the safe skill (`stop`). Every decision is published on
+`decision_timeout_s`, a model still loading, a backend error, a malformed observation or (with
+`enable_llm: false`, a rules-only brain) a fast-path miss gives a `fallback` decision with the
+safe skill (`stop`). Every decision is published on
 `agent/decision` and (unless `execute_decisions` is false) sent to `agent/execute_skill`, which
 is pre-empted only when the decision changes.
 """
@@ -44,6 +45,8 @@ from llm_agent_interfaces.msg import Decision, Observation
 from llm_agent_interfaces.srv import Decide
 
 MAX_FEATURES = 256
+# Rationale of the fallback decisions of a rules-only brain (enable_llm: false).
+LLM_DISABLED = 'LLM disabled (enable_llm: false)'
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -132,6 +135,8 @@ class Job:
 # Parameters of the node itself: name -> (default, description, extra descriptor fields).
 NODE_PARAMS: Dict[str, Tuple[Any, str, Dict[str, Any]]] = {
     'backend': ('transformers', 'LLM backend', {'choices': BACKENDS}),
+    'enable_llm': (True, 'false: a rules-only brain; no model is loaded and what rules, tree '
+                   'and caches cannot decide gets fallback_skill at once', {}),
     'model': ('', 'HF model id, local folder or .gguf file; empty = the packaged SmolLM2-135M', {}),
     'quantization': ('nf4', 'Weights precision of the transformers backend',
                      {'choices': compression.QUANTIZATIONS}),
@@ -211,7 +216,9 @@ class DecisionNode(Node):
             raise ValueError(f'fallback_skill {fb!r} is not a parameterless skill of the '
                              f'catalogue: {reason}')
         self.fallback_params = fb_params
-        self.backend = backend if backend is not None else self._make_backend()
+        # enable_llm false: no backend at all (the pipeline then never calls one).
+        self.backend = None if not self.p['enable_llm'] else \
+            backend if backend is not None else self._make_backend()
         self.pipeline = DecisionPipeline(self.catalog, fast, self.backend, logger=None)
         self.instruction = self.p['default_instruction']
         self.counters: Dict[str, int] = {k: 0 for k in (
@@ -340,7 +347,7 @@ class DecisionNode(Node):
             self._supersede_pending()
             self.finish(choice, msg.header, t0, execute=True)
             return
-        if not self.backend.ready:
+        if not self._llm_ready():
             self.finish(self._fallback(self._not_ready()), msg.header, t0, execute=True)
             return
         job = Job(sit, msg.header.stamp, msg.header.frame_id, t0,
@@ -372,7 +379,12 @@ class DecisionNode(Node):
             self._throttled('fast', f'fast path failed: {type(exc).__name__}: {exc}', 'error')
             return None
 
+    def _llm_ready(self) -> bool:
+        return self.backend is not None and bool(self.backend.ready)
+
     def _not_ready(self) -> str:
+        if self.backend is None:
+            return LLM_DISABLED
         err = getattr(self.backend, 'load_error', '')
         return f'model not ready: {err}' if err else 'model loading'
 
@@ -387,7 +399,7 @@ class DecisionNode(Node):
             choice = self._fallback(reason)
         else:
             choice = self._fast(sit)
-            if choice is None and not self.backend.ready:
+            if choice is None and not self._llm_ready():
                 choice = self._fallback(self._not_ready())
             if choice is None:
                 job = Job(sit, obs.header.stamp, obs.header.frame_id, t0,
@@ -424,6 +436,10 @@ class DecisionNode(Node):
 
     # ------------------------------------------------------------ worker
     def _work(self) -> None:
+        if self.backend is None:
+            self.get_logger().info(f'{LLM_DISABLED}: rules, tree and caches decide, else '
+                                   f'{self.p["fallback_skill"]}')
+            return
         t0 = time.monotonic()
         name = getattr(self.backend, 'name', 'backend')
         self.get_logger().info(f'loading {name} backend ...')
@@ -570,9 +586,10 @@ class DecisionNode(Node):
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=self.get_name(), hardware_id='llm_agent_brain')
         info = self.backend.info() if hasattr(self.backend, 'info') else {}
-        ready = bool(getattr(self.backend, 'ready', False))
+        ready = self.backend is None or bool(getattr(self.backend, 'ready', False))
         status.level = DiagnosticStatus.OK if ready else DiagnosticStatus.WARN
-        status.message = 'ready' if ready else self._not_ready()
+        status.message = LLM_DISABLED if self.backend is None else 'ready' if ready \
+            else self._not_ready()
         with self._cv:
             pending = len(self._requests) + (self._latest is not None) + (self._inflight is not None)
         values: Dict[str, Any] = {f'backend_{k}': v for k, v in info.items()}

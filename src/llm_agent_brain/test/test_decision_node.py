@@ -6,6 +6,7 @@ import time
 
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticStatus
 from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends.transformers import TransformersBackend
 from llm_agent_brain.decision_node import DecisionNode, decode_string_message, situation_from
@@ -249,3 +250,24 @@ def test_logs_of_several_severities_never_stop_the_node(make_node, spin_until):
     assert spin_until(ce, lambda: node.counters['deadline_missed'] >= 2, 10.0)
     d = call(cn, ce, spin_until, observation(feats), GO)
     assert d.source == 'fallback' and 'deadline' in d.rationale
+
+
+def test_rules_only_brain_never_reaches_a_model(make_node, spin_until):
+    # enable_llm false: the backend handed in is dropped; a rule still decides, a miss is the
+    # fallback skill at once (no deadline wait), and the diagnostics say why.
+    slow = SlowBackend(5.0)
+    node, cn, ce = make_node(slow, enable_llm=False)
+    assert node.backend is None
+    blocked = {'front_range': 0.2, 'left_range': 2.0, 'right_range': 0.6}
+    d = call(cn, ce, spin_until, observation(blocked), GO, timeout_s=10.0)
+    assert (d.skill, d.source) == ('turn', 'rule')
+    feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    d = call(cn, ce, spin_until, observation(feats), GO, timeout_s=10.0)
+    assert (d.skill, d.source) == ('stop', 'fallback') and 'LLM disabled' in d.rationale
+    assert d.latency_ms < 1000.0 and slow.calls == 0
+    diags = []
+    cn.create_subscription(__import__('diagnostic_msgs.msg').msg.DiagnosticArray, 'diagnostics',
+                           diags.append, 10)
+    assert spin_until(ce, lambda: diags, 5.0)
+    status = diags[-1].status[0]
+    assert status.level == DiagnosticStatus.OK and 'LLM disabled' in status.message
