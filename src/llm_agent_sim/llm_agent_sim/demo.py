@@ -65,6 +65,7 @@ class Episode:
     collisions: int = 0
     time_to_goal_s: Optional[float] = None
     duration_s: float = 0.0
+    wall_s: float = 0.0  # wall seconds of the episode (duration_s is sim time)
     decisions: List[dict] = field(default_factory=list)
     trajectory: List[List[float]] = field(default_factory=list)
     collision_points: List[List[float]] = field(default_factory=list)
@@ -79,7 +80,8 @@ class Episode:
     def row(self) -> dict:
         return {'episode': self.index, 'seed': self.seed, 'success': self.success,
                 'collisions': self.collisions, 'time_to_goal_s': self.time_to_goal_s,
-                'duration_s': round(self.duration_s, 2), 'decisions': len(self.decisions),
+                'duration_s': round(self.duration_s, 2), 'wall_s': round(self.wall_s, 2),
+                'decisions': len(self.decisions),
                 'decisions_by_source': self.by_source(),
                 'latency_ms': latency_table(self.decisions),
                 'llm_calls': self.by_source().get('llm', 0)}
@@ -161,6 +163,7 @@ class Monitor:
 
     def __init__(self, namespace: str):
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Odometry
         from rclpy.context import Context
@@ -188,7 +191,7 @@ class Monitor:
         self.lock = threading.Lock()
         self.episode: Optional[Episode] = None
         self.decisions_seen = 0
-        self.sources_seen: Dict[str, int] = {}
+        self.brain_ready = False  # decision_node's diagnostics said OK: model loaded (or none)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.instruction_pub = self.node.create_publisher(String, 'agent/instruction', latched)
@@ -197,6 +200,7 @@ class Monitor:
         self.node.create_subscription(Decision, 'agent/decision', self._on_decision, 50)
         self.node.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
         self.node.create_subscription(PoseStamped, 'goal_pose', self._on_goal, latched)
+        self.node.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, 10)
         self.goal: Optional[List[float]] = None
         self.events: List[dict] = []
         self._String = String
@@ -233,7 +237,6 @@ class Monitor:
     def _on_decision(self, msg) -> None:
         with self.lock:
             self.decisions_seen += 1
-            self.sources_seen[msg.source] = self.sources_seen.get(msg.source, 0) + 1
             if self.episode is not None:
                 self.episode.decisions.append({'t': round(self.now_s() - self.episode_start, 3),
                                                'skill': msg.skill, 'params': msg.params_json,
@@ -248,6 +251,12 @@ class Monitor:
                 traj = self.episode.trajectory
                 if not traj or (p.x - traj[-1][0]) ** 2 + (p.y - traj[-1][1]) ** 2 > 1e-4:
                     traj.append([p.x, p.y])
+
+    def _on_diagnostics(self, msg) -> None:
+        from diagnostic_msgs.msg import DiagnosticStatus
+        ok = any(s.name == 'decision_node' and s.level == DiagnosticStatus.OK for s in msg.status)
+        with self.lock:
+            self.brain_ready = self.brain_ready or ok
 
     def _on_goal(self, msg) -> None:
         with self.lock:
@@ -379,7 +388,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _wait_ready(monitor: Monitor, launcher: Launcher, stop: threading.Event, timeout_s: float) -> int:
-    """Wait until the brain makes decisions with its model loaded (not only fallbacks)."""
+    """Wait until the brain has its model loaded (diagnostics OK) and makes decisions.
+
+    A rule firing while the model still loads is no sign of readiness: the episode would then
+    start on fallbacks. An LLM slower than its deadline still gets ready (and is measured so).
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not stop.is_set():
         dead = launcher.poll_dead()
@@ -388,13 +401,13 @@ def _wait_ready(monitor: Monitor, launcher: Launcher, stop: threading.Event, tim
                   file=sys.stderr)
             return dead.process.returncode or 1
         with monitor.lock:
-            ready = any(s != 'fallback' for s in monitor.sources_seen)
+            ready = monitor.brain_ready and monitor.decisions_seen > 0
         if ready:
             return 0
         time.sleep(0.2)
     if stop.is_set():
         return 0
-    print(f'[demo] the brain made no decision within {timeout_s:.0f} s', file=sys.stderr)
+    print(f'[demo] the brain was not ready (model loaded, deciding) in {timeout_s:.0f} s', file=sys.stderr)
     return 1
 
 
@@ -411,6 +424,7 @@ def _run_episode(monitor: Monitor, launcher: Launcher, stop: threading.Event, ep
             elapsed = monitor.now_s() - monitor.episode_start
             if episode.success or elapsed >= timeout_s:
                 episode.duration_s = elapsed
+                episode.wall_s = time.monotonic() - wall_start
                 return 0
         time.sleep(0.1)
         if time.monotonic() - wall_start > timeout_s * 10 + 60:  # the clock stopped moving
