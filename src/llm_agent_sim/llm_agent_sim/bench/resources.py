@@ -1,0 +1,227 @@
+"""Section 5: each node's CPU and memory with the camera at 30 Hz 640x480 and the scan at 10 Hz,
+end-to-end latency from a camera frame to the cmd_vel it causes, and frames dropped.
+
+The whole graph runs as `llm-agent up` starts it (real nodes, the packaged model, a fresh brain
+folder); the baseline is the same graph with the camera at 10 Hz (sim.yaml's rate), in windows
+alternating with the 30 Hz ones in the same run. Each window starts a new episode (sim/reset,
+same seed) so the brain meets the same drive in both.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, List, Tuple
+
+from . import graph_probe as gp
+from .core import BenchContext, Section, Table, figure, save_plot
+
+LOAD_HZ, BASE_HZ = 30.0, 10.0
+NODES = gp.PERCEPTION + ('decision_node', 'skill_server')
+
+
+def run(ctx: BenchContext) -> Section:
+    window_s = ctx.pick(6.0, 30.0)
+    order = ctx.pick([BASE_HZ, LOAD_HZ], [BASE_HZ, LOAD_HZ, LOAD_HZ, BASE_HZ])  # ABBA: no drift
+    brain_dir = tempfile.mkdtemp(prefix='llm_agent_bench_brain_')
+    params = {'sim_world': {'camera_rate_hz': BASE_HZ, 'scan_rate_hz': 10.0},
+              'decision_node': {'data_dir': brain_dir}}
+    ctx.log('[resources] starting the graph and waiting for the brain to load its model ...')
+    t_start = time.monotonic()
+    graph = gp.RunningGraph(('sim', 'perception', 'brain', 'actuation'), params=params,
+                            config_dir=ctx.config_dir, log=ctx.log)
+    probe = gp.Probe([''])
+    windows: List[Tuple[float, float, float, Dict[str, Dict[str, float]]]] = []
+    try:
+        probe.wait_for(lambda: probe.brain_ready(''), ctx.pick(240, 600), 'the brain', [graph])
+        ready_s = time.monotonic() - t_start
+        for rate in order:
+            probe.set_param('', 'sim_world', 'camera_rate_hz', rate)
+            probe.reset_world('')
+            time.sleep(1.0)   # let the new rate reach every node
+            ctx.log(f'[resources] camera {rate:g} Hz for {window_s:g} s')
+            windows.append((rate,) + gp.measure(probe, [graph], window_s))
+        rec = probe.snapshot('')
+    finally:
+        probe.close()
+        graph.stop()
+        shutil.rmtree(brain_dir, ignore_errors=True)
+    data = summarise(rec, windows)
+    data.update(window_s=window_s, windows_per_rate=len(order) // 2, brain_ready_s=ready_s,
+                image=[640, 480], scan_rate_hz=10.0)
+    return report(ctx, data)
+
+
+def summarise(rec: gp.Records, windows: List[Tuple[float, float, float, Dict[str, Any]]]
+              ) -> Dict[str, Any]:
+    """Figures per camera rate ('load' 30 Hz, 'baseline' 10 Hz) and their ratios."""
+    out: Dict[str, Any] = {'camera_rate_hz': {'load': LOAD_HZ, 'baseline': BASE_HZ}}
+    per: Dict[str, Dict[str, Any]] = {}
+    for key, rate in (('load', LOAD_HZ), ('baseline', BASE_HZ)):
+        mine = [w for w in windows if w[0] == rate]
+        chains = [c for _, t0, t1, _ in mine for c in gp.chains(rec, t0, t1)]
+        frames = [gp.frame_counts(rec, t0, t1, rate) for _, t0, t1, _ in mine]
+        sources: Dict[str, int] = {}
+        for wall, _, source, _ in rec.decisions:
+            if any(t0 <= wall < t1 for _, t0, t1, _ in mine):
+                sources[source] = sources.get(source, 0) + 1
+        ages = [a for _, t0, t1, _ in mine for a in gp.observation_ages(rec, t0, t1)]
+        per[key] = {'usage': {n: gp.mean_usage([w[3][n] for w in mine]) for n in NODES},
+                    'latency_ms': {**gp.latency_figures(chains),
+                                   'capture_to_observation': gp.spread(ages)},
+                    'decision_latency_ms': gp.spread([d[3] for d in rec.decisions if any(
+                        t0 <= d[0] < t1 for _, t0, t1, _ in mine)], (50, 95)),
+                    'frames_hz': {k: _mean_or_none([f[k] for f in frames]) for k in frames[0]},
+                    'decisions_by_source': sources}
+    out.update(per)
+    out['ratios'] = {n: {k: gp.ratio_or_none(per['load']['usage'][n][k], per['baseline']['usage'][n][k])
+                         for k in ('cpu_percent', 'uss_mb_mean', 'rss_mb_peak')} for n in NODES}
+    for key in ('load', 'baseline'):
+        usage = per[key]['usage']
+        per[key]['total'] = {k: sum(usage[n][k] for n in NODES)
+                             for k in ('cpu_percent', 'uss_mb_mean', 'rss_mb_mean')}
+    out['ratios']['total'] = {k: gp.ratio_or_none(per['load']['total'][k], per['baseline']['total'][k])
+                              for k in per['load']['total']}
+    return out
+
+
+def _mean_or_none(values: List[Any]) -> Any:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
+    load, base, ratios = data['load'], data['baseline'], data['ratios']
+    rows = [[n, load['usage'][n]['cpu_percent'], base['usage'][n]['cpu_percent'],
+             ratios[n]['cpu_percent'], load['usage'][n]['uss_mb_mean'],
+             load['usage'][n]['rss_mb_peak'], ratios[n]['uss_mb_mean']] for n in NODES]
+    rows.append(['all nodes', load['total']['cpu_percent'], base['total']['cpu_percent'],
+                 ratios['total']['cpu_percent'], load['total']['uss_mb_mean'], None,
+                 ratios['total']['uss_mb_mean']])
+    usage_table = Table('Per node, camera 30 Hz 640x480 and scan 10 Hz (ratio = 30 Hz / 10 Hz '
+                        'camera, same run)',
+                        ['node', 'CPU % of a core @30', 'CPU % @10', 'CPU ratio',
+                         'USS MB mean @30', 'RSS MB peak @30', 'USS ratio'], rows)
+    lat_rows = []
+    for stage in ('capture_to_observation',) + gp.STAGES + ('e2e',):
+        a, b = load['latency_ms'][stage], base['latency_ms'][stage]
+        lat_rows.append([stage, a['p50'], a['p99'], a['n'], b['p50'], b['p99'],
+                         gp.ratio_or_none(a['p50'], b['p50'])])
+    for source, a in load['latency_ms']['e2e_by_source'].items():
+        b = base['latency_ms']['e2e_by_source'].get(source, {'p50': None, 'p99': None, 'n': 0})
+        lat_rows.append([f'e2e, {source} decisions', a['p50'], a['p99'], a['n'], b['p50'],
+                         b['p99'], gp.ratio_or_none(a['p50'], b['p50'])])
+    latency_table = Table('Camera frame capture -> cmd_vel, ms (probe wall clock; ratio = p50 '
+                          '@30 / p50 @10)',
+                          ['stage', 'p50 @30', 'p99 @30', 'n @30', 'p50 @10', 'p99 @10',
+                           'p50 ratio'], lat_rows)
+    frame_rows = [[label, load['frames_hz'][k], base['frames_hz'][k], where]
+                  for k, label, where in FRAME_ROWS]
+    frame_table = Table('Camera frames per second through the chain', ['count', '@30 Hz',
+                                                                      '@10 Hz', 'counted by'],
+                        frame_rows)
+    return Section('resources', 'Throughput and resources',
+                   f'the same graph with the camera at {BASE_HZ:g} Hz (sim.yaml), windows '
+                   'alternating with the 30 Hz ones',
+                   tables=[usage_table, latency_table, frame_table],
+                   plots=[plot(ctx, data)], findings=findings(data), notes=NOTES, data=data)
+
+
+FRAME_ROWS = (
+    ('expected_hz', 'expected (rate x sim time)', 'sim clock'),
+    ('published_hz', 'published by sim_world', "probe's camera_info count"),
+    ('image_compressor_in_hz', 'received by image_compressor', 'its diagnostics messages_in'),
+    ('image_compressor_out_hz', 'compressed images out', 'its diagnostics messages_out'),
+    ('depth_compressor_in_hz', 'received by depth_compressor', 'its diagnostics messages_in'),
+    ('depth_compressor_out_hz', 'compressed depth out', 'its diagnostics messages_out'),
+    ('observer_skipped_hz', 'skipped by the observer (detector busy)', 'observer frames_dropped'),
+    ('observations_hz', 'observations out (timer, 5 Hz)', "probe's count"),
+    ('sim_dropped_fraction', 'fraction the sim did not render', '1 - published / expected'),
+    ('image_dropped_fraction', 'fraction not compressed', '1 - image out / published'),
+    ('depth_dropped_fraction', 'fraction of depth not compressed', '1 - depth out / published'),
+)
+
+NOTES = [
+    'CPU is % of one core (psutil cpu_times of each node process over the window); USS is '
+    'the memory only that process holds, RSS includes shared libraries counted once per process.',
+    'End-to-end: from the instant the sim clock reached the frame\'s stamp (the probe maps sim to '
+    'wall time from the clock messages) to the first cmd_vel after the skill goal that the '
+    'decision on the observation carrying that frame started (action status). cmd_vel and the '
+    'Observation do not say which frame they come from: the frame of an observation is the newest '
+    'one the probe received before it. Only decisions that start a skill goal are counted; '
+    'capture_to_observation is measured for every observation, whatever the brain does.',
+    'All timings come from one probe node in the benchmark process; on a 2-core machine the '
+    'LLM, when called, takes the cores the other nodes need, which shows in every figure.',
+    'The brain starts with an empty decision log and tree (a fresh data_dir), as `llm-agent '
+    'demo` does, so the fast path has only its rules and the cache at first.',
+]
+
+
+def findings(data: Dict[str, Any]) -> List[str]:
+    load, base = data['load'], data['baseline']
+    perception = [n for n in gp.PERCEPTION if n != 'sim_world']
+    cpu30 = sum(load['usage'][n]['cpu_percent'] for n in perception)
+    cpu10 = sum(base['usage'][n]['cpu_percent'] for n in perception)
+    out = [f'Perception nodes together: {cpu30:.0f} % of a core at 30 Hz vs {cpu10:.0f} % at '
+           f'10 Hz ({_x(gp.ratio_or_none(cpu30, cpu10))}); the sim world (camera renderer) '
+           f'{load["usage"]["sim_world"]["cpu_percent"]:.0f} % vs '
+           f'{base["usage"]["sim_world"]["cpu_percent"]:.0f} %.',
+           f'Brain: {load["usage"]["decision_node"]["cpu_percent"]:.0f} % of a core and '
+           f'{load["usage"]["decision_node"]["uss_mb_mean"]:.0f} MB USS (the 4-bit model); every '
+           f'other node {min(load["usage"][n]["uss_mb_mean"] for n in NODES[:5] + NODES[6:]):.0f}-'
+           f'{max(load["usage"][n]["uss_mb_mean"] for n in NODES[:5] + NODES[6:]):.0f} MB; '
+           f'decisions @30 Hz by source {load["decisions_by_source"]}.']
+    e2e, age = load['latency_ms']['e2e'], load['latency_ms']['capture_to_observation']
+    if age['n']:
+        out.append(f'Camera frame capture -> observation @30 Hz (every observation): p50 '
+                   f'{age["p50"]:.0f} ms, p99 {age["p99"]:.0f} ms (n {age["n"]}; @10 Hz p50 '
+                   f'{_ms(base["latency_ms"]["capture_to_observation"]["p50"])}).')
+    if e2e['n']:
+        out.append(f'Camera frame -> cmd_vel @30 Hz: p50 {e2e["p50"]:.0f} ms, p99 {e2e["p99"]:.0f} '
+                   f'ms over {e2e["n"]} skill goals (@10 Hz: p50 '
+                   f'{_ms(base["latency_ms"]["e2e"]["p50"])}, n {base["latency_ms"]["e2e"]["n"]}).')
+    else:
+        out.append('No decision started a skill goal inside the 30 Hz windows: no end-to-end '
+                   'figure (the brain was waiting for the LLM).')
+    f = load['frames_hz']
+    out.append(f'Frames @30 Hz: {_hz(f["published_hz"])} published of {_hz(f["expected_hz"])} '
+               f'expected; {_hz(f["image_compressor_out_hz"])} compressed '
+               f'({_pct(f["image_dropped_fraction"])} dropped), depth '
+               f'{_hz(f["depth_compressor_out_hz"])} ({_pct(f["depth_dropped_fraction"])} dropped).')
+    return out
+
+
+def _x(v: Any) -> str:
+    return 'n/a' if v is None else f'{v:.2f}x'
+
+
+def _ms(v: Any) -> str:
+    return 'n/a' if v is None else f'{v:.0f} ms'
+
+
+def _hz(v: Any) -> str:
+    return 'n/a' if v is None else f'{v:.1f}/s'
+
+
+def _pct(v: Any) -> str:
+    return 'n/a' if v is None else f'{100 * v:.0f} %'
+
+
+def plot(ctx: BenchContext, data: Dict[str, Any]) -> str:
+    import numpy as np
+    fig, (ax_cpu, ax_mem) = figure(1, 2, figsize=(11, 4))
+    x = np.arange(len(NODES))
+    for i, (key, label) in enumerate((('baseline', f'camera {BASE_HZ:g} Hz'),
+                                      ('load', f'camera {LOAD_HZ:g} Hz'))):
+        usage = data[key]['usage']
+        ax_cpu.bar(x + (i - 0.5) * 0.4, [usage[n]['cpu_percent'] for n in NODES], 0.4, label=label)
+        ax_mem.bar(x + (i - 0.5) * 0.4, [usage[n]['uss_mb_mean'] for n in NODES], 0.4, label=label)
+    for ax, ylabel in ((ax_cpu, 'CPU % of one core'), (ax_mem, 'USS MB (log)')):
+        ax.set_xticks(x)
+        ax.set_xticklabels(NODES, rotation=30, ha='right', fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    ax_mem.set_yscale('log')
+    ax_cpu.set_title('CPU per node (640x480 camera, 10 Hz scan)')
+    ax_mem.set_title('Memory per node')
+    return save_plot(ctx, fig, 'resources_nodes.png')
