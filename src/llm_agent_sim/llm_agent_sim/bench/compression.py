@@ -277,10 +277,11 @@ def plot_rate_distortion(ctx: BenchContext, images: Dict[str, Any],
         for ax, key in ((axes[0][col], 'psnr_db'), (axes[1][col], 'ssim')):
             ax.plot([r['bytes'] for r in jpeg], [r[key] for r in jpeg], 'o-', label='jpeg')
             png_y = top if key == 'psnr_db' else 1.0
-            ax.plot([r['bytes'] for r in png], [png_y] * len(png),
-                    's--', label='png (lossless' + (', drawn at top)' if key == 'psnr_db' else ')'))
-            for r, y in [(r, r[key]) for r in jpeg] + [(r, png_y) for r in png]:
-                ax.annotate(f'{r["codec"].split()[1]}', (r['bytes'], y), fontsize=7,
+            png_levels = '/'.join(str(r['level']) for r in png)  # too close together to annotate
+            ax.plot([r['bytes'] for r in png], [png_y] * len(png), 's--',
+                    label=f'png l{png_levels} (lossless' + (', drawn at top)' if key == 'psnr_db' else ')'))
+            for r in jpeg:
+                ax.annotate(f'q{r["level"]}', (r['bytes'], r[key]), fontsize=7,
                             xytext=(3, -9), textcoords='offset points')
             ax.plot([jpeg[0]['bytes']], [jpeg[0][key]], '*', ms=14, label='stock default q95')
             if size == budget['size']:
