@@ -185,7 +185,8 @@ def findings(data: Dict[str, Any]) -> List[str]:
                    'figure (the brain was waiting for the LLM).')
     f = load['frames_hz']
     out.append(f'Frames @30 Hz: {_hz(f["published_hz"])} published of {_hz(f["expected_hz"])} '
-               f'expected; {_hz(f["image_compressor_out_hz"])} compressed '
+               f'expected; image_compressor received {_hz(f["image_compressor_in_hz"])} and '
+               f'compressed {_hz(f["image_compressor_out_hz"])} '
                f'({_pct(f["image_dropped_fraction"])} dropped), depth '
                f'{_hz(f["depth_compressor_out_hz"])} ({_pct(f["depth_dropped_fraction"])} dropped).')
     return out

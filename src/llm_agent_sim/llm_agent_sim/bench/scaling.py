@@ -62,6 +62,7 @@ def perception_curves(ctx: BenchContext, sizes: Sequence[Tuple[int, int]],
         probe = gp.Probe([''])
         try:
             probe.wait_for(lambda p=probe: p.streaming('', CHAIN[1:]), 120, 'perception', [graph])
+            time.sleep(1.0)   # past start-up: discovery, first frames through every node
             for rate in point_rates:
                 probe.set_param('', 'sim_world', 'camera_rate_hz', rate)
                 time.sleep(1.0)
@@ -70,9 +71,9 @@ def perception_curves(ctx: BenchContext, sizes: Sequence[Tuple[int, int]],
                 point = perception_point(probe.snapshot(''), t0, t1, usage, rate)
                 point.update(width=width, height=height, camera_rate_hz=rate)
                 if rate == SIZE_RATE_HZ:
-                    size_points.append(point)
+                    size_points.append(dict(point))   # copies: each curve adds its own ratios
                 if (width, height) == (640, 480):
-                    rate_points.append(point)
+                    rate_points.append(dict(point))
         finally:
             probe.close()
             graph.stop()
