@@ -42,7 +42,6 @@ setup(
     entry_points={
         'console_scripts': [
             'decision_node = llm_agent_brain.decision_node:main',
-            'brain-bench = llm_agent_brain.bench:main',
         ],
     },
 )
