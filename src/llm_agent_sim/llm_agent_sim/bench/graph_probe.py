@@ -240,16 +240,19 @@ class RunningGraph:
         self.log = log
         self.log_dir = tempfile.mkdtemp(prefix='llm_agent_bench_logs_')
         self.launcher = Launcher(log=lambda _msg: None)
-        entries = select(load_graph(self.config_dir), only=only)
-        for entry in entries:
-            extra: List[str] = []
-            for name, value in (params or {}).get(entry.name, {}).items():
-                extra += ['-p', f'{name}:={value}']
-            cmd = node_command(entry, self.config_dir, namespace, True, extra)
-            with open(os.path.join(self.log_dir, f'{entry.name}.log'), 'wb') as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-            self.launcher.children.append(Child(entry, proc))
+        try:
+            for entry in select(load_graph(self.config_dir), only=only):
+                extra: List[str] = []
+                for name, value in (params or {}).get(entry.name, {}).items():
+                    extra += ['-p', f'{name}:={value}']
+                cmd = node_command(entry, self.config_dir, namespace, True, extra)
+                with open(os.path.join(self.log_dir, f'{entry.name}.log'), 'wb') as out:
+                    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+                self.launcher.children.append(Child(entry, proc))
+        except BaseException:
+            self.stop()   # no node left behind when a later one cannot start
+            raise
 
     @property
     def pids(self) -> Dict[str, int]:
@@ -321,7 +324,12 @@ def measure(probe: 'Probe', graphs: Sequence[RunningGraph], seconds: float
             g.check_alive()
         time.sleep(min(0.5, max(0.0, seconds - (time.monotonic() - t0))))
     t1 = time.monotonic()
-    return t0, t1, sampler.stop()
+    try:
+        return t0, t1, sampler.stop()
+    except Exception:
+        for g in graphs:   # a node that died in the last instant: say which, with its log
+            g.check_alive()
+        raise
 
 
 class Probe:

@@ -30,9 +30,10 @@ def run(ctx: BenchContext) -> Section:
     t_start = time.monotonic()
     graph = gp.RunningGraph(('sim', 'perception', 'brain', 'actuation'), params=params,
                             config_dir=ctx.config_dir, log=ctx.log)
-    probe = gp.Probe([''])
+    probe = None
     windows: List[Tuple[float, float, float, Dict[str, Dict[str, float]]]] = []
     try:
+        probe = gp.Probe([''])
         probe.wait_for(lambda: probe.brain_ready(''), ctx.pick(240, 600), 'the brain', [graph])
         ready_s = time.monotonic() - t_start
         for rate in order:
@@ -43,7 +44,8 @@ def run(ctx: BenchContext) -> Section:
             windows.append((rate,) + gp.measure(probe, [graph], window_s))
         rec = probe.snapshot('')
     finally:
-        probe.close()
+        if probe is not None:
+            probe.close()
         graph.stop()
         shutil.rmtree(brain_dir, ignore_errors=True)
     data = summarise(rec, windows)

@@ -59,8 +59,9 @@ def perception_curves(ctx: BenchContext, sizes: Sequence[Tuple[int, int]],
         params = {'sim_world': {'image_width': width, 'image_height': height,
                                 'camera_rate_hz': point_rates[0]}}
         graph = gp.RunningGraph(CHAIN, params=params, config_dir=ctx.config_dir, log=ctx.log)
-        probe = gp.Probe([''])
+        probe = None
         try:
+            probe = gp.Probe([''])
             probe.wait_for(lambda p=probe: p.streaming('', CHAIN[1:]), 120, 'perception', [graph])
             time.sleep(1.0)   # past start-up: discovery, first frames through every node
             for rate in point_rates:
@@ -75,7 +76,8 @@ def perception_curves(ctx: BenchContext, sizes: Sequence[Tuple[int, int]],
                 if (width, height) == (640, 480):
                     rate_points.append(dict(point))
         finally:
-            probe.close()
+            if probe is not None:
+                probe.close()
             graph.stop()
     add_ratios(size_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_uss_mb'))
     add_ratios(rate_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_uss_mb'))
@@ -88,12 +90,14 @@ def robot_curve(ctx: BenchContext, robots: int, window_s: float) -> List[Dict[st
     namespaces = [f'robot{i + 1}' for i in range(robots)]
     brain_dirs = [tempfile.mkdtemp(prefix='llm_agent_bench_brain_') for _ in namespaces]
     ctx.log(f'[scaling] starting {robots} complete graphs and waiting for their brains ...')
-    graphs = [gp.RunningGraph(FULL, namespace=ns, config_dir=ctx.config_dir, log=ctx.log,
-                              params={'decision_node': {'data_dir': d}})
-              for ns, d in zip(namespaces, brain_dirs)]
-    probe = gp.Probe(namespaces)
+    graphs: List[gp.RunningGraph] = []
+    probe = None
     points = []
     try:
+        for ns, d in zip(namespaces, brain_dirs):
+            graphs.append(gp.RunningGraph(FULL, namespace=ns, config_dir=ctx.config_dir,
+                                          log=ctx.log, params={'decision_node': {'data_dir': d}}))
+        probe = gp.Probe(namespaces)
         probe.wait_for(lambda: all(probe.brain_ready(ns) for ns in namespaces),
                        ctx.pick(300, 900), 'the brains', graphs)
         while graphs:
@@ -105,7 +109,8 @@ def robot_curve(ctx: BenchContext, robots: int, window_s: float) -> List[Dict[st
             points.append(robot_point(probe, namespaces[:len(graphs)], t0, t1, usage))
             graphs.pop().stop()
     finally:
-        probe.close()
+        if probe is not None:
+            probe.close()
         for g in graphs:
             g.stop()
         for d in brain_dirs:
