@@ -72,3 +72,9 @@ def test_scripted_backend_turns_to_the_open_side():
     assert catalog.validate(choice.skill, choice.params)[1] == ''
     clear = ScriptedBackend().choose(Situation(features(random.Random(0), front_range=5.0)), catalog)
     assert catalog.validate(clear.skill, clear.params)[1] == ''
+
+
+def test_busy_factor_is_wall_over_cpu_time():
+    from llm_agent_sim.bench.models import busy_factor
+    assert busy_factor([300.0, 100.0], [100.0, 100.0]) == 2.0
+    assert busy_factor([], []) == 1.0

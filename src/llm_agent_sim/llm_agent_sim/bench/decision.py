@@ -18,6 +18,7 @@ from llm_agent_brain.backends.base import BackendBase
 from llm_agent_brain.types import Choice, Situation
 
 from .core import BenchContext, Section, Table, figure, quantiles, ratio, save_plot
+from .models import busy_factor
 
 TREE_INSTRUCTION = 'explore the room'      # warmed, then the tree is trained on it
 CACHE_INSTRUCTION = 'patrol the corridor'  # warmed after training: only the cache knows it
@@ -311,6 +312,8 @@ def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[st
     n_wrong = sum(r['wrong_source'] for r in paths.values())
     findings.append(f'answers from the wrong source: {n_wrong} of '
                     f'{sum(r["n"] for p, r in paths.items() if p != "echo")}')
+    busy = busy_factor([m['median_ms'] for m in modes.values()],
+                       [m['median_cpu_ms'] for m in modes.values()]) if modes else None
     if modes:
         g, nc = modes['generate'], modes['scored_nocache']
         findings.append(f'free JSON generation takes {g["x_scored_cached"]:.1f}x the time of scored '
@@ -320,6 +323,9 @@ def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[st
                         f'{round(g["usable_share"] * g["n"])}/{g["n"]} situations; scoring without '
                         f'the prefix cache takes {nc["x_scored_cached"]:.1f}x (CPU '
                         f'{nc["cpu_x_scored_cached"]:.1f}x)')
+        if busy > 1.5:
+            notes.append(f'This machine was busy: model calls took {busy:.1f}x their CPU time in wall '
+                         'time (one torch thread: about 1x when idle); trust the CPU-time ratios.')
         tables.append(Table(f'LLM answering modes, same model ({model}), same {g["n"]} situations: '
                             'ratios to scored choice + prefix cache',
                             ['mode', 'n', 'median ms', 'x scored + cache', 'CPU ms', 'CPU x scored + cache',
@@ -347,6 +353,7 @@ def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[st
         'processes does not inflate; "usable" = an allowed skill with usable parameters.',
     ] + notes
     data = {'paths': paths, 'modes': modes, 'llm_backend': llm_info, 'sources_seen': seen,
+            'llm_busy_factor': busy,
             'rounds': rounds, 'warm_decisions': warm_n, 'cached_situations': n_cached,
             'pipeline': {k: v for k, v in stats.items()
                          if k.startswith(('tree_', 'exact_', 'semantic_', 'decisions_', 'llm_share'))}}

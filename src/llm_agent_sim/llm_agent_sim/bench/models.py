@@ -44,6 +44,12 @@ def setting_rows(measured: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
+def busy_factor(wall_ms: Sequence[float], cpu_ms: Sequence[float]) -> float:
+    """Wall time over CPU time of single-threaded work: about 1 on an idle machine, more when
+    other processes took the CPU (then CPU-time ratios are the trustworthy ones)."""
+    return ratio(sum(wall_ms), sum(cpu_ms)) if wall_ms else 1.0
+
+
 def _plot(ctx: BenchContext, rows: List[Dict[str, Any]]) -> Optional[str]:
     ok = [r for r in rows if r['memory_ratio'] is not None]
     if not ok:
@@ -101,8 +107,8 @@ def run(ctx: BenchContext) -> Section:
         if r['label'] in ('nf4 (compute fp32)', 'int8', 'bf16') and r['memory_ratio'] is not None:
             findings.append(f'{r["device"]} {r["label"]}: {r["memory_ratio"]:.2f}x fp32\'s memory '
                             f'({r["memory_mb"]:.0f} MB), {r["latency_ratio"]:.2f}x its decision '
-                            f'latency ({r["median_ms"]:.0f} ms), same skill as fp32 in '
-                            f'{r["agreement"]:.0%} of situations')
+                            f'latency ({r["median_ms"]:.0f} ms; CPU time {r["cpu_ratio"]:.2f}x), '
+                            f'same skill as fp32 in {r["agreement"]:.0%} of situations')
     failed = [f'{r["device"]} {r["label"]}' for r in rows if r['error'] is not None]
     notes = [f'Packaged SmolLM2-135M-Instruct, scored choice with the prefix cache, torch CPU '
              f'threads {cpu_threads(0)} (the node default: all cores but one). Latency = median of '
@@ -115,10 +121,15 @@ def run(ctx: BenchContext) -> Section:
     if ctx.quick:
         notes.append(f'Quick run: settings {", ".join(QUICK_SETTINGS)} only; the full run adds '
                      'bf16, fp16, nf4 with bf16 compute, fp4 and 30 % magnitude pruning.')
+    cpu_rows = [r for r in rows if r['device'] == 'cpu' and r['median_ms'] is not None]
+    busy = busy_factor([r['median_ms'] for r in cpu_rows], [r['median_cpu_ms'] for r in cpu_rows])
+    if busy > 1.5:
+        notes.append(f'This machine was busy: decisions took {busy:.1f}x their CPU time in wall time '
+                     '(one torch thread: about 1x when idle); the CPU-time ratios are the ones to trust.')
     if failed:
         notes.append(f'Could not run here: {", ".join(failed)} (see the table).')
     data = {'situations': len(situations), 'repeats': repeats, 'devices': devices,
-            'torch_threads': cpu_threads(0), 'rows': rows}
+            'torch_threads': cpu_threads(0), 'busy_factor': busy, 'rows': rows}
     return Section('model_compression', 'Model compression: memory, latency, agreement',
                    'fp32 on the same device, same situations, same run', tables=[table],
                    plots=[plot] if plot else [], findings=findings, notes=notes, data=data)
