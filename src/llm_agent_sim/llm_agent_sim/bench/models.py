@@ -68,7 +68,8 @@ def _plot(ctx: BenchContext, rows: List[Dict[str, Any]]) -> Optional[str]:
                   rotation=25, ha='right', fontsize=8)
     ax.set_ylabel('ratio to fp32 (same device, same run)')
     ax.set_title('SmolLM2-135M: memory and decision latency per setting')
-    ax.legend(fontsize=8)
+    ax.set_ylim(top=max(r[k] for r in ok for k, _ in bars) * 1.3)
+    ax.legend(fontsize=7, loc='upper center', ncol=3)
     return save_plot(ctx, fig, 'model_compression_ratios.png')
 
 
