@@ -103,8 +103,12 @@ class DecideBench:
             'retrain_every_n': 100000,     # the tree is trained once, explicitly
             'decision_timeout_s': 300.0,   # a slow LLM on a busy machine is timed, not a fallback
             'execute_decisions': False}    # no actuation in this graph
-        self.node = DecisionNode(backend=ScriptedBackend(), context=self.context,
-                                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        try:
+            self.node = DecisionNode(backend=ScriptedBackend(), context=self.context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in overrides.items()])
+        except Exception:  # a bad config: leave no initialised context behind for later sections
+            rclpy.try_shutdown(context=self.context)
+            raise
         self.nodes.append(self.node)
         self.echo_node = rclpy.create_node('bench_echo', context=self.context)
         self.echo_node.create_service(Decide, 'bench/echo', lambda req, resp: resp)
