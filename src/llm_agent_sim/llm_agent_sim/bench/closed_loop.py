@@ -206,10 +206,15 @@ def _trajectories(ctx: BenchContext, results: Dict[str, Dict[str, Any]], seed: i
     runs = {b: e for b, e in runs.items() if e is not None}
     if not runs:
         return None
-    world = world_for_plot(ctx.config_dir or default_config_dir(), 'generated', seed)
+    try:
+        segments = world_for_plot(ctx.config_dir or default_config_dir(), 'generated', seed)
+        segments = list(zip(segments.segments, segments.rgb))
+    except Exception as exc:  # noqa: BLE001 - the paths alone are still worth a plot
+        ctx.log(f'[closed_loop] no world outline in the trajectory plot: {exc}')
+        segments = []
     fig, axes = figure(1, len(runs), figsize=(4.2 * len(runs), 4.4), squeeze=False)
     for ax, (brain, e) in zip(axes[0], runs.items()):
-        for (x0, y0, x1, y1), rgb in zip(world.segments, world.rgb):
+        for (x0, y0, x1, y1), rgb in segments:
             ax.plot([x0, x1], [y0, y1], color=tuple(int(c) / 255.0 for c in rgb), lw=2)
         xy = np.asarray(e['trajectory']) if e['trajectory'] else np.zeros((0, 2))
         if len(xy):
@@ -220,7 +225,7 @@ def _trajectories(ctx: BenchContext, results: Dict[str, Dict[str, Any]], seed: i
         for x, y in e.get('collision_points', []):
             ax.plot(x, y, 'x', color='k', ms=10)
         ax.set_aspect('equal')
-        result = f'goal in {e["time_to_goal_s"]:.0f} s' if e['success'] else 'no goal'
+        result = f'goal in {e["time_to_goal_s"] or 0:.0f} s' if e['success'] else 'no goal'
         ax.set_title(f'{LABELS[brain]}\nseed {seed}: {result}, {e["collisions"]} collision(s)',
                      fontsize=9)
     return save_plot(ctx, fig, 'closed_loop_trajectories.png')
@@ -260,9 +265,9 @@ def run(ctx: BenchContext) -> Section:
             if 'episodes' in run_:
                 run_['episodes'] = [e for e in run_['episodes'] if e['seed'] >= first]
             results[brain] = run_
-        figs = {b: brain_figures(r['episodes']) for b, r in results.items() if 'episodes' in r}
-        plots = [_bars(ctx, figs)] if figs else []
-        traj = _trajectories(ctx, results, first)
+    figs = {b: brain_figures(r['episodes']) for b, r in results.items() if 'episodes' in r}
+    plots = [_bars(ctx, figs)] if figs else []
+    traj = _trajectories(ctx, results, first)
     plots += [traj] if traj else []
     base = figs.get(BASELINE)
     data: Dict[str, Any] = {

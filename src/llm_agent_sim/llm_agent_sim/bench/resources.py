@@ -191,7 +191,22 @@ def findings(data: Dict[str, Any]) -> List[str]:
                f'compressed {_hz(f["image_compressor_out_hz"])} '
                f'({_pct(f["image_dropped_fraction"])} dropped), depth '
                f'{_hz(f["depth_compressor_out_hz"])} ({_pct(f["depth_dropped_fraction"])} dropped).')
+    lost = transport_loss(f)
+    if lost is not None:
+        out.append(f'image_compressor compressed every frame it received but received only '
+                   f'{100 * (1 - lost):.0f} % of those published: the raw frames (0.9 MB each) are '
+                   'lost between the processes (best-effort DDS), not for lack of CPU in the node.')
     return out
+
+
+def transport_loss(frames: Dict[str, Any]) -> Any:
+    """Fraction of published frames the image compressor never received, when it kept up with
+    what it did receive (out >= 90 % of in) and missed more than 20 %; else None."""
+    pub, got, out = (frames[k] for k in ('published_hz', 'image_compressor_in_hz',
+                                         'image_compressor_out_hz'))
+    if not pub or not got or out is None or out < 0.9 * got or got > 0.8 * pub:
+        return None
+    return 1.0 - got / pub
 
 
 def _x(v: Any) -> str:

@@ -213,7 +213,8 @@ def findings(data: Dict[str, Any]) -> List[str]:
     out.append(f'1 -> {b1["robots"]} robots: total CPU {b0["cpu_percent"]:.0f} -> '
                f'{b1["cpu_percent"]:.0f} % ({_x(b1["cpu_percent_ratio"])}), memory (USS) '
                f'{b0["uss_mb"]:.0f} -> {b1["uss_mb"]:.0f} MB ({_x(b1["uss_mb_ratio"])}), '
-               f'decision p95 {_f(b0["decision_p95_ms"])} -> {_f(b1["decision_p95_ms"])} ms, '
+               f'decisions in the window {b0["decisions"]} -> {b1["decisions"]} (p95 '
+               f'{_f(b0["decision_p95_ms"])} -> {_f(b1["decision_p95_ms"])} ms), '
                f'capture->observation p50 {_f(b0["capture_to_observation_p50_ms"])} -> '
                f'{_f(b1["capture_to_observation_p50_ms"])} ms.')
     return out
