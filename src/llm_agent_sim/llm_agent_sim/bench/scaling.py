@@ -240,14 +240,19 @@ def plot(ctx: BenchContext, data: Dict[str, Any]) -> str:
         ax.plot(x, [p['chain_cpu_percent'] for p in points], 'o-', label='perception chain CPU %')
         for n in CHAIN:
             ax.plot(x, [p['cpu_percent'][n] for p in points], '.--', lw=1, label=n)
+        frames = [p['frames_hz']['image_compressor_out_hz'] or 0.0 for p in points]
         ax2 = ax.twinx()
-        ax2.plot(x, [p['frames_hz']['image_compressor_out_hz'] or 0.0 for p in points], 's:',
-                 color='k', label='compressed frames out/s')
+        ax2.plot(x, frames, 's:', color='k', label='compressed frames out/s (right)')
         ax2.set_ylabel('frames/s')
+        # Headroom: the curves stay under the legend (CPU) and in the lower half (frames).
+        ax.set_ylim(0, 1.9 * max([p['chain_cpu_percent'] for p in points] + [1.0]))
+        ax2.set_ylim(0, 2.2 * max(frames + [1.0]))
         ax.set_xlabel(xlabel)
         ax.set_ylabel('CPU % of one core')
-        ax.legend(fontsize=7, loc='upper left')
-        ax2.legend(fontsize=7, loc='lower right')
+        lines = ax.get_legend_handles_labels()
+        lines2 = ax2.get_legend_handles_labels()
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc='upper left',
+                  ncol=2)
     ax = axes[2]
     n = [p['robots'] for p in robots]
     ax.plot(n, [p['cpu_percent'] for p in robots], 'o-', label='total CPU %')
