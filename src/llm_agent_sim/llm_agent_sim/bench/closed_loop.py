@@ -121,6 +121,16 @@ def ratios_to(fig: Dict[str, Any], base: Dict[str, Any]) -> Dict[str, Optional[f
 
 
 # ------------------------------------------------------------------ running the demos
+def stop_demo(proc: subprocess.Popen) -> None:
+    """SIGTERM first: the demo then stops its node processes (their own sessions) in order."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def rules_only_file(ctx: BenchContext, workdir: str) -> str:
     """The product's rules (the ones the brain would load) with GOAL_RULES appended."""
     import yaml
@@ -166,21 +176,17 @@ def run_demo(ctx: BenchContext, brain: str, seed: int, episodes: int, timeout_s:
     cmd += (['--config', ctx.config_dir] if ctx.config_dir else []) + brain_args(brain, ctx, workdir)
     ctx.log(f'[closed_loop] {brain}: {" ".join(cmd[3:])}')
     log_path = os.path.join(workdir, f'{brain}.log')
-    # Own session: on a hang the whole demo (with its node processes) goes, nothing else.
     t0 = time.monotonic()
     with open(log_path, 'w', encoding='utf-8') as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             code = proc.wait(timeout=ready_s + episodes * (10 * timeout_s + 60) + 60)
         except subprocess.TimeoutExpired:
             code = None
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=20)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_demo(proc)
+        except BaseException:  # Ctrl-C or SIGTERM of the bench: no demo left behind
+            stop_demo(proc)
+            raise
     wall_s = time.monotonic() - t0
     metrics = os.path.join(out_dir, 'metrics.json')
     if code == 0 and os.path.isfile(metrics):
@@ -301,14 +307,16 @@ def _tables(figs: Dict[str, Dict[str, Any]], results: Dict[str, Dict[str, Any]])
         decide.append([LABELS[brain], f['decisions'],
                        ' / '.join(str(f['decisions_by_source'][s]) for s in SOURCES),
                        _fmt(f['llm_calls_per_min_sim']), _fmt(q.get('llm_calls_per_min_sim')),
-                       _fmt(lat.get('mean')), _fmt(lat.get('p95')), _fmt(q.get('latency_p95')),
+                       _fmt(lat.get('p50')), _fmt(lat.get('mean')), _fmt(lat.get('p95')),
+                       _fmt(q.get('latency_p95')),
                        _fmt(llm.get('mean')), _fmt(llm.get('p95'))])
     return [Table('Outcomes over the scored episodes (time to goal: mean over successes, sim s)',
                   ['brain', 'success', 'collisions', 'time to goal s', '× LLM only',
                    'episode s (sim)', 'demo wall s'], outcome),
             Table('Decisions (latency: every source; LLM: decisions the model made)',
                   ['brain', 'decisions', f'by source ({" / ".join(SOURCES)})',
-                   'LLM calls / sim min', '× LLM only', 'mean ms', 'p95 ms', 'p95 × LLM only',
+                   'LLM calls / sim min', '× LLM only', 'p50 ms', 'mean ms', 'p95 ms',
+                   'p95 × LLM only',
                    'LLM mean ms', 'LLM p95 ms'], decide)]
 
 
@@ -326,9 +334,16 @@ def _findings(figs: Dict[str, Dict[str, Any]]) -> List[str]:
                        f'minute, ×{q["llm_calls_per_min_sim"]:.2f} of LLM only '
                        f'({base["llm_calls_per_min_sim"]:.1f}/min); {hyb["decisions"]} decisions, '
                        f'{hyb["llm_calls"]} reached the model.')
-        if q['latency_p95'] is not None:
-            out.append(f'p95 decision latency (every source): hybrid {hyb["latency_ms"]["p95"]:.0f} ms, '
-                       f'×{q["latency_p95"]:.2f} of LLM only ({base["latency_ms"]["p95"]:.0f} ms).')
+        if q['latency_p95'] is not None and q['latency_mean'] is not None:
+            h, b = hyb['latency_ms'], base['latency_ms']
+            out.append(f'Decision latency (every source): hybrid p50 {h["p50"]:.2f} ms, mean '
+                       f'{h["mean"]:.0f} ms (×{q["latency_mean"]:.3f} of LLM only\'s {b["mean"]:.0f} ms), '
+                       f'p95 {h["p95"]:.0f} ms (×{q["latency_p95"]:.2f} of {b["p95"]:.0f} ms).')
+    late = [f'{LABELS[b].split(" (")[0]} {f["llm_missed_deadline"]} of {f["llm_calls"]}'
+            for b, f in figs.items() if f['llm_calls']]
+    if late:
+        out.append('LLM answers later than decision_timeout_s (a `stop` fallback instead): '
+                   + ', '.join(late) + '.')
     rules = figs.get('rules_only')
     if rules and rules['latency_ms']:
         out.append(f'Rules only: no model, p95 decision latency {rules["latency_ms"]["p95"]:.2f} ms, '
