@@ -336,7 +336,7 @@ def _findings(figs: Dict[str, Dict[str, Any]]) -> List[str]:
                        f'{hyb["llm_calls"]} reached the model.')
         if q['latency_p95'] is not None and q['latency_mean'] is not None:
             h, b = hyb['latency_ms'], base['latency_ms']
-            out.append(f'Decision latency (every source): hybrid p50 {h["p50"]:.2f} ms, mean '
+            out.append(f'Decision latency (every source): hybrid p50 {h["p50"]:.3g} ms, mean '
                        f'{h["mean"]:.0f} ms (×{q["latency_mean"]:.3f} of LLM only\'s {b["mean"]:.0f} ms), '
                        f'p95 {h["p95"]:.0f} ms (×{q["latency_p95"]:.2f} of {b["p95"]:.0f} ms).')
     late = [f'{LABELS[b].split(" (")[0]} {f["llm_missed_deadline"]} of {f["llm_calls"]}'
