@@ -74,8 +74,8 @@ def test_cpu_ratio_spread_and_usage():
     assert gp.ratio_or_none(3.0, 0.0) is None and gp.ratio_or_none(None, 1.0) is None
     assert gp.spread([]) == {'p50': None, 'p99': None, 'n': 0}
     assert gp.spread([1.0, 3.0])['p50'] == 2.0
-    u = gp.usage_summary(10.0, [2**20, 3 * 2**20], [2**20])
+    u = gp.usage_summary(10.0, [2**20, 3 * 2**20], [2**20], [2**21])
     assert u == {'cpu_percent': 10.0, 'rss_mb_mean': 2.0, 'rss_mb_peak': 3.0,
-                 'uss_mb_mean': 1.0, 'uss_mb_peak': 1.0}
+                 'uss_mb_mean': 1.0, 'uss_mb_peak': 1.0, 'pss_mb_mean': 2.0, 'pss_mb_peak': 2.0}
     merged = gp.mean_usage([u, {**u, 'cpu_percent': 20.0, 'rss_mb_peak': 5.0}])
     assert merged['cpu_percent'] == 15.0 and merged['rss_mb_peak'] == 5.0

@@ -183,14 +183,16 @@ def _lost(before: Optional[float], after: Optional[float]) -> Optional[float]:
     return max(0.0, 1.0 - after / before)
 
 
-def usage_summary(cpu: float, rss: Sequence[int], uss: Sequence[int]) -> Dict[str, float]:
-    """One process's figures over a window: CPU % of one core, memory mean and peak in MB."""
+def usage_summary(cpu: float, rss: Sequence[int], uss: Sequence[int],
+                  pss: Sequence[int] = ()) -> Dict[str, float]:
+    """One process's figures over a window: CPU % of one core, memory mean and peak in MB
+    (RSS counts shared pages in full, USS not at all, PSS split among the sharers: PSS sums)."""
     mb = 1.0 / 2**20
-    return {'cpu_percent': cpu,
-            'rss_mb_mean': mb * sum(rss) / len(rss) if rss else 0.0,
-            'rss_mb_peak': mb * max(rss) if rss else 0.0,
-            'uss_mb_mean': mb * sum(uss) / len(uss) if uss else 0.0,
-            'uss_mb_peak': mb * max(uss) if uss else 0.0}
+    out = {'cpu_percent': cpu}
+    for name, values in (('rss', rss), ('uss', uss), ('pss', pss)):
+        out[f'{name}_mb_mean'] = mb * sum(values) / len(values) if values else 0.0
+        out[f'{name}_mb_peak'] = mb * max(values) if values else 0.0
+    return out
 
 
 def spread(values: Sequence[float], qs: Sequence[float] = (50, 99)) -> Dict[str, Any]:
@@ -280,7 +282,7 @@ class ProcessSampler:
         import psutil
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.interval_s = interval_s
-        self.mem: Dict[str, Tuple[List[int], List[int]]] = {n: ([], []) for n in self.procs}
+        self.mem: Dict[str, Tuple[List[int], ...]] = {n: ([], [], []) for n in self.procs}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -293,6 +295,7 @@ class ProcessSampler:
                 info = proc.memory_full_info()
                 self.mem[name][0].append(info.rss)
                 self.mem[name][1].append(info.uss)
+                self.mem[name][2].append(getattr(info, 'pss', info.uss))   # PSS: Linux only
             if self._stop.wait(self.interval_s):
                 return
 

@@ -81,7 +81,7 @@ def summarise(rec: gp.Records, windows: List[Tuple[float, float, float, Dict[str
     for key in ('load', 'baseline'):
         usage = per[key]['usage']
         per[key]['total'] = {k: sum(usage[n][k] for n in NODES)
-                             for k in ('cpu_percent', 'uss_mb_mean', 'rss_mb_mean')}
+                             for k in ('cpu_percent', 'uss_mb_mean', 'pss_mb_mean')}
     out['ratios']['total'] = {k: gp.ratio_or_none(per['load']['total'][k], per['baseline']['total'][k])
                               for k in per['load']['total']}
     return out
@@ -97,9 +97,9 @@ def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
     rows = [[n, load['usage'][n]['cpu_percent'], base['usage'][n]['cpu_percent'],
              ratios[n]['cpu_percent'], load['usage'][n]['uss_mb_mean'],
              load['usage'][n]['rss_mb_peak'], ratios[n]['uss_mb_mean']] for n in NODES]
-    rows.append(['all nodes', load['total']['cpu_percent'], base['total']['cpu_percent'],
-                 ratios['total']['cpu_percent'], load['total']['uss_mb_mean'], None,
-                 ratios['total']['uss_mb_mean']])
+    rows.append(['all nodes (USS; PSS total in results.json)', load['total']['cpu_percent'],
+                 base['total']['cpu_percent'], ratios['total']['cpu_percent'],
+                 load['total']['uss_mb_mean'], None, ratios['total']['uss_mb_mean']])
     usage_table = Table('Per node, camera 30 Hz 640x480 and scan 10 Hz (ratio = 30 Hz / 10 Hz '
                         'camera, same run)',
                         ['node', 'CPU % of a core @30', 'CPU % @10', 'CPU ratio',

@@ -41,7 +41,7 @@ def perception_point(rec: gp.Records, t0: float, t1: float, usage: Dict[str, Dic
     out_hz = frames['image_compressor_out_hz']
     return {'cpu_percent': {n: usage[n]['cpu_percent'] for n in CHAIN},
             'chain_cpu_percent': chain_cpu,
-            'chain_uss_mb': sum(usage[n]['uss_mb_mean'] for n in CHAIN),
+            'chain_pss_mb': sum(usage[n]['pss_mb_mean'] for n in CHAIN),
             'frames_hz': frames,
             # CPU-milliseconds the chain spends per frame that made it through: the cost
             # per frame stays comparable when a point saturates and drops frames.
@@ -79,8 +79,8 @@ def perception_curves(ctx: BenchContext, sizes: Sequence[Tuple[int, int]],
             if probe is not None:
                 probe.close()
             graph.stop()
-    add_ratios(size_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_uss_mb'))
-    add_ratios(rate_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_uss_mb'))
+    add_ratios(size_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_pss_mb'))
+    add_ratios(rate_points, ('chain_cpu_percent', 'chain_cpu_ms_per_frame', 'chain_pss_mb'))
     return size_points, rate_points
 
 
@@ -116,7 +116,7 @@ def robot_curve(ctx: BenchContext, robots: int, window_s: float) -> List[Dict[st
         for d in brain_dirs:
             shutil.rmtree(d, ignore_errors=True)
     points.reverse()
-    add_ratios(points, ('cpu_percent', 'uss_mb', 'rss_mb', 'decision_p95_ms',
+    add_ratios(points, ('cpu_percent', 'pss_mb', 'rss_mb', 'decision_p95_ms',
                         'capture_to_observation_p50_ms', 'e2e_p50_ms'))
     return points
 
@@ -134,7 +134,7 @@ def robot_point(probe: gp.Probe, namespaces: Sequence[str], t0: float, t1: float
     return {'robots': len(namespaces), 'processes': len(usage),
             'cpu_percent': sum(u['cpu_percent'] for u in usage.values()),
             'brain_cpu_percent': sum(u['cpu_percent'] for u in brains),
-            'uss_mb': sum(u['uss_mb_mean'] for u in usage.values()),
+            'pss_mb': sum(u['pss_mb_mean'] for u in usage.values()),
             'rss_mb': sum(u['rss_mb_mean'] for u in usage.values()),
             'decision_p95_ms': gp.spread([d[3] for d in decisions], (95,))['p95'],
             'decisions': len(decisions), 'decisions_by_source': sources,
@@ -171,10 +171,10 @@ def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
          for p in rates])
     robot_table = Table(
         'Robots (complete graphs, one namespace each) on this machine (ratio to 1 robot)',
-        ['robots', 'CPU % total', 'ratio', 'brains CPU %', 'USS MB', 'ratio', 'decisions',
+        ['robots', 'CPU % total', 'ratio', 'brains CPU %', 'PSS MB', 'ratio', 'decisions',
          'decision p95 ms', 'capture->obs p50 ms', 'ratio', 'e2e p50 ms (n)'],
         [[p['robots'], p['cpu_percent'], p['cpu_percent_ratio'], p['brain_cpu_percent'],
-          p['uss_mb'], p['uss_mb_ratio'], p['decisions'], p['decision_p95_ms'],
+          p['pss_mb'], p['pss_mb_ratio'], p['decisions'], p['decision_p95_ms'],
           p['capture_to_observation_p50_ms'], p['capture_to_observation_p50_ms_ratio'],
           None if p['e2e_p50_ms'] is None else f'{p["e2e_p50_ms"]:.0f} ({p["e2e_n"]})'] for p in robots])
     return Section('scaling', 'Scaling', 'the smallest point of each curve, measured in the same run',
@@ -188,8 +188,9 @@ NOTES = [
     'is the sum over these nodes. CPU ms per frame = chain CPU / compressed frames out.',
     'Robots: each robot is a complete graph in its own namespace with its own brain (a fresh '
     'data_dir each), all started together; the points are measured with all of them running, '
-    'then after stopping one at a time. Decision latency is the brain\'s own (observation in -> '
-    'decision out); e2e is as in section 5.',
+    'then after stopping one at a time. Memory is PSS (shared pages split among the processes '
+    'sharing them, so it adds up; USS would drop as more brains share libraries). Decision '
+    'latency is the brain\'s own (observation in -> decision out); e2e is as in section 5.',
     'A 2-core machine saturates: past that point CPU stops growing and frames are dropped '
     'instead (frames out/s), so read CPU together with the delivered rate.',
 ]
@@ -211,8 +212,8 @@ def findings(data: Dict[str, Any]) -> List[str]:
                f'the frames), compressed frames out {_f(r1["frames_hz"]["image_compressor_out_hz"])}/s.')
     b0, b1 = robots[0], robots[-1]
     out.append(f'1 -> {b1["robots"]} robots: total CPU {b0["cpu_percent"]:.0f} -> '
-               f'{b1["cpu_percent"]:.0f} % ({_x(b1["cpu_percent_ratio"])}), memory (USS) '
-               f'{b0["uss_mb"]:.0f} -> {b1["uss_mb"]:.0f} MB ({_x(b1["uss_mb_ratio"])}), '
+               f'{b1["cpu_percent"]:.0f} % ({_x(b1["cpu_percent_ratio"])}), memory (PSS) '
+               f'{b0["pss_mb"]:.0f} -> {b1["pss_mb"]:.0f} MB ({_x(b1["pss_mb_ratio"])}), '
                f'decisions in the window {b0["decisions"]} -> {b1["decisions"]} (p95 '
                f'{_f(b0["decision_p95_ms"])} -> {_f(b1["decision_p95_ms"])} ms), '
                f'capture->observation p50 {_f(b0["capture_to_observation_p50_ms"])} -> '
@@ -261,7 +262,7 @@ def plot(ctx: BenchContext, data: Dict[str, Any]) -> str:
     ax.set_ylabel('CPU % of one core')
     ax.set_xticks(n)
     ax2 = ax.twinx()
-    ax2.plot(n, [p['uss_mb'] for p in robots], 's:', color='k', label='USS MB')
+    ax2.plot(n, [p['pss_mb'] for p in robots], 's:', color='k', label='PSS MB (right)')
     ax2.set_ylabel('MB')
     ax.legend(fontsize=7, loc='upper left')
     ax2.legend(fontsize=7, loc='lower right')
