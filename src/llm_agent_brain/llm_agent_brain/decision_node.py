@@ -350,12 +350,17 @@ class DecisionNode(Node):
         if not self._llm_ready():
             self.finish(self._fallback(self._not_ready()), msg.header, t0, execute=True)
             return
-        job = Job(sit, msg.header.stamp, msg.header.frame_id, t0,
-                  t0 + self.p['decision_timeout_s'], 'topic')
+        deadline = t0 + self.p['decision_timeout_s']
         with self._cv:
             if self._latest is not None:
                 self.counters['coalesced'] += 1
+                if not self._latest.expired:
+                    # The robot has waited since the older observation: a newer one must not
+                    # restart the clock, or a stream of them starves it of any decision while
+                    # the model is busy (a fallback every decision_timeout_s instead).
+                    deadline = min(deadline, self._latest.deadline)
                 self._latest.expired = True
+            job = Job(sit, msg.header.stamp, msg.header.frame_id, t0, deadline, 'topic')
             self._latest = job
             self._cv.notify()
 

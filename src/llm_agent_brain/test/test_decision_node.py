@@ -206,6 +206,31 @@ def test_deadline_gives_a_fallback_and_the_node_keeps_serving(make_node, spin_un
     assert slow.calls < 1 + 5
 
 
+@pytest.mark.slow
+def test_a_busy_model_still_yields_a_fallback_every_deadline_under_a_stream(make_node, spin_until):
+    # A model call far longer than the deadline while observations keep coming at 20 Hz: each
+    # newer observation replaces the waiting one but must not restart its deadline, else the
+    # robot hears nothing until the model returns.
+    slow = SlowBackend(6.0)
+    node, cn, ce = make_node(slow, decision_timeout_s=0.5)
+    feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    seen = []
+    cn.create_subscription(Decision, 'agent/decision', seen.append, 50)
+    pub = cn.create_publisher(Observation, 'agent/observation', 10)
+    assert spin_until(ce, lambda: pub.get_subscription_count() > 0, 5.0)
+    end = time.monotonic() + 3.0
+    while time.monotonic() < end:
+        pub.publish(observation(feats))
+        spin_until(ce, lambda: False, 0.05)
+    spin_until(ce, lambda: False, 0.3)
+    # 3 s of stream, a 0.5 s deadline: the first call's miss plus one per deadline after it.
+    # (Before the fix: exactly one fallback, then silence while the model ran.)
+    assert len(seen) >= 3, [m.rationale for m in seen]
+    assert all(m.source == 'fallback' and 'deadline' in m.rationale for m in seen)
+    assert len(seen) <= 3.0 / 0.5 + 2  # not one per observation either
+    assert slow.calls == 1
+
+
 def test_invalid_utf8_instruction_and_events_and_clear_cache(make_node, spin_until):
     node, cn, ce = make_node(SlowBackend(0.0))
     pub = cn.create_publisher(String, 'agent/instruction', 10)
