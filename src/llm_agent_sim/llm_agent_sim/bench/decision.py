@@ -205,7 +205,7 @@ def _plot(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[str, 
     for i, p in enumerate(names):  # above the p95 whisker
         x_echo = paths[p]['x_echo']
         ax.text(i, paths[p]['p95_ms'] * 1.15, f'{_ms(paths[p]["median_ms"])}\n'
-                f'{x_echo:.{0 if x_echo >= 100 else 2}f}x echo', ha='center', va='bottom', fontsize=7)
+                f'{x_echo:.{0 if x_echo >= 10 else 2}f}x echo', ha='center', va='bottom', fontsize=7)
     ax.set_yscale('log')
     ax.set_ylim(top=max(paths[p]['p95_ms'] for p in names) * 8)
     ax.set_ylabel('agent/decide round trip, ms (log; median, whisker p95)')
@@ -234,7 +234,8 @@ def run(ctx: BenchContext) -> Section:
     quiet_model_logs()
     config_dir = ctx.config_dir or default_config_dir()
     rounds, warm_n = ctx.pick(40, 300), ctx.pick(150, 300)
-    llm_calls, mode_n = ctx.pick(2, 8), ctx.pick(2, len(SITUATIONS))
+    # Quick: each mode costs seconds per call on 2 cores (section budget 45 s).
+    llm_calls, mode_n = ctx.pick(2, 8), ctx.pick(1, len(SITUATIONS))
     rng = random.Random(0)
     data_dir = tempfile.mkdtemp(prefix='bench_decision_')
     times: Dict[str, List[float]] = {p: [] for p in PATHS}
@@ -324,13 +325,13 @@ def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[st
                         f'choice with the prefix cache ({g["median_ms"]:.0f} vs '
                         f'{modes["scored_cached"]["median_ms"]:.0f} ms; CPU time '
                         f'{g["cpu_x_scored_cached"]:.1f}x) and gave a usable answer in '
-                        f'{round(g["usable_share"] * g["n"])}/{g["n"]} situations; scoring without '
+                        f'{round(g["usable_share"] * g["n"])}/{g["n"]} situation(s); scoring without '
                         f'the prefix cache takes {nc["x_scored_cached"]:.1f}x (CPU '
                         f'{nc["cpu_x_scored_cached"]:.1f}x)')
         if busy > 1.5:
             notes.append(f'This machine was busy: model calls took {busy:.1f}x their CPU time in wall '
                          'time (one torch thread: about 1x when idle); trust the CPU-time ratios.')
-        tables.append(Table(f'LLM answering modes, same model ({model}), same {g["n"]} situations: '
+        tables.append(Table(f'LLM answering modes, same model ({model}), same {g["n"]} situation(s): '
                             'ratios to scored choice + prefix cache',
                             ['mode', 'n', 'median ms', 'x scored + cache', 'CPU ms', 'CPU x scored + cache',
                              'usable answers'],
