@@ -31,7 +31,7 @@ setup(
         # installed beside share/llm_agent_sim/config, which they then take as the default.
         ('share/' + package_name + '/launch',
          sorted(glob(os.path.join(config_root, '..', 'launch', '*.launch.py')))),
-    ] + config_files(['*.yaml', 'worlds/*.yaml']),
+    ] + config_files(['*.yaml', '*.xml', 'worlds/*.yaml']),
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='LLM agent maintainers',

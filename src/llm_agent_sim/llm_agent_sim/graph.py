@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -30,6 +30,23 @@ class NodeEntry:
     def param_files(self, config_dir: str) -> List[str]:
         """Absolute paths of this node's parameter files in `config_dir`."""
         return [os.path.join(config_dir, p) for p in self.params]
+
+
+DDS_PROFILE = 'fastdds.xml'
+DDS_PROFILE_VARS = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
+
+
+def dds_env(config_dir: str, environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The variables to add to a node's environment so Fast DDS reads config/fastdds.xml
+    (shared memory big enough for camera frames; see the file). Empty when the user chose a
+    profile, another RMW runs, or the config folder has no profile."""
+    environ = os.environ if environ is None else environ
+    profile = os.path.join(config_dir, DDS_PROFILE)
+    rmw = environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') or 'rmw_fastrtps_cpp'
+    if any(environ.get(v) for v in DDS_PROFILE_VARS) or not rmw.startswith('rmw_fastrtps') \
+            or not os.path.isfile(profile):
+        return {}
+    return {DDS_PROFILE_VARS[0]: profile}
 
 
 def default_config_dir() -> str:

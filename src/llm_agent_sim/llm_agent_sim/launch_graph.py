@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 from llm_agent_sim.graph import (
     GraphError,
     clock_topic,
+    dds_env,
     default_config_dir,
     load_graph,
     normalise_namespace,
@@ -87,6 +88,7 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
         entries = select(entries, only=groups)
     entries = select(entries, only=list(only), without=list(without), use_sim=use_sim)
     ns = normalise_namespace(namespace).lstrip('/')
+    added_env = dds_env(config_dir)
     specs = []
     for entry in entries:
         # The world is the clock's source: it never follows /clock itself (graph.ros_args).
@@ -104,6 +106,8 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
             'output': 'screen',
             'emulate_tty': True,
         }
+        if added_env:
+            spec['additional_env'] = dict(added_env)
         if ns:
             # Relative on purpose: an including file's PushRosNamespace still prefixes it.
             spec['namespace'] = ns

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .graph import NodeEntry, ros_args
+from .graph import NodeEntry, dds_env, ros_args
 
 Log = Callable[[str], None]
 
@@ -47,6 +47,8 @@ class Launcher:
               use_sim_time: bool = False, extra_args: Optional[Dict[str, List[str]]] = None,
               env: Optional[Dict[str, str]] = None) -> None:
         extra_args = extra_args or {}
+        base = dict(os.environ if env is None else env)
+        env = dict(base, **dds_env(config_dir, base))
         for entry in entries:
             cmd = node_command(entry, config_dir, namespace, use_sim_time,
                                extra_args.get(entry.name, []))
