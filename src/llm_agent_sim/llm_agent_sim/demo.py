@@ -190,6 +190,10 @@ class Monitor:
         self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self.episode: Optional[Episode] = None
+        # Sim time of the episode's reset, from the world's own `reset` event: the reset answer
+        # reaches us later, while the skill running before it keeps driving, and timing from
+        # the answer gave a brain that was already moving a head start.
+        self.episode_start: Optional[float] = None
         self.decisions_seen = 0
         self.brain_ready = False  # decision_node's diagnostics said OK: model loaded (or none)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -227,17 +231,23 @@ class Monitor:
             ep = self.episode
             if ep is None:
                 return
+            if event.get('type') == 'reset':
+                if self.episode_start is None:
+                    self.episode_start = float(event.get('t', self.now_s()))
+                return
+            if self.episode_start is None:
+                return  # an event of the episode before the reset
             if event.get('type') == 'collision':
                 ep.collisions += 1
                 ep.collision_points.append([event.get('x', 0.0), event.get('y', 0.0)])
             elif event.get('type') == 'goal_reached' and not ep.success:
                 ep.success = True
-                ep.time_to_goal_s = round(self.now_s() - self.episode_start, 2)
+                ep.time_to_goal_s = round(float(event.get('t', self.now_s())) - self.episode_start, 2)
 
     def _on_decision(self, msg) -> None:
         with self.lock:
             self.decisions_seen += 1
-            if self.episode is not None:
+            if self.episode is not None and self.episode_start is not None:
                 self.episode.decisions.append({'t': round(self.now_s() - self.episode_start, 3),
                                                'skill': msg.skill, 'params': msg.params_json,
                                                'source': msg.source,
@@ -246,7 +256,9 @@ class Monitor:
 
     def _on_odom(self, msg) -> None:
         with self.lock:
-            if self.episode is not None:
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            if self.episode is not None and self.episode_start is not None \
+                    and stamp >= self.episode_start:
                 p = msg.pose.pose.position
                 traj = self.episode.trajectory
                 if not traj or (p.x - traj[-1][0]) ** 2 + (p.y - traj[-1][1]) ** 2 > 1e-4:
@@ -287,6 +299,16 @@ class Monitor:
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def _wait_for(predicate, timeout_s: float, lock: threading.Lock) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with lock:
+            if predicate():
+                return True
+        time.sleep(0.02)
+    return False
 
 
 def _wait(future, timeout_s: float):
@@ -353,10 +375,14 @@ def run_demo(args: argparse.Namespace) -> int:
                 break
             episode = Episode(index=i, seed=args.seed + i)
             monitor.set_sim_seed(episode.seed)
-            monitor.reset()
             with monitor.lock:
-                monitor.episode_start = monitor.now_s()
-                monitor.episode = episode
+                monitor.episode, monitor.episode_start = episode, None
+            monitor.reset()
+            if not _wait_for(lambda: monitor.episode_start is not None, 10.0, monitor.lock):
+                print('[demo] the world answered the reset but sent no reset event on '
+                      'sim/events', file=sys.stderr)
+                code = 1
+                break
             monitor.instruct(args.instruction)
             code = _run_episode(monitor, launcher, stop, episode, args.episode_timeout)
             with monitor.lock:
