@@ -368,11 +368,10 @@ def _notes(results: Dict[str, Dict[str, Any]], episodes: int, timeout_s: float, 
              'clear, drive ahead, turn to the open side); a situation no rule covers is a `stop` '
              'fallback.',
              'Decision latency is from observation to decision inside decision_node (Decision.'
-             'latency_ms); the robot keeps acting on its last decision while the LLM thinks.',
-             'The demo starts an episode\'s clock when its monitor gets the sim/reset answer, on a '
-             'loaded machine seconds after the reset, while the skill running before the reset '
-             'keeps driving: a brain that was already driving (rules only) gets that head start, '
-             'so its time to goal reads a little short.']
+             'latency_ms); the robot keeps acting on its last decision while the LLM thinks, '
+             'and a `stop` fallback comes every decision_timeout_s while it is late.',
+             'An episode\'s clock starts at the world\'s own reset event (sim time): a skill '
+             'still running from the episode before gives no head start.']
     for brain, r in results.items():
         if 'error' in r:
             notes.append(f'{LABELS[brain]} failed ({r["error"]}); the end of its output: '

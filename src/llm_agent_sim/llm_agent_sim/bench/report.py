@@ -39,8 +39,8 @@ def add_bench_args(p: argparse.ArgumentParser) -> None:
 
 def _format(value: Any) -> str:
     if isinstance(value, float):
-        if value == 0 or 0.01 <= abs(value) < 10000:
-            return f'{value:.3g}' if abs(value) < 100 else f'{value:.0f}'
+        if abs(value) >= 100:
+            return f'{value:.0f}'
         return f'{value:.3g}'
     return '' if value is None else str(value)
 

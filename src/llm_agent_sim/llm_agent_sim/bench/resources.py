@@ -8,6 +8,7 @@ same seed) so the brain meets the same drive in both.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -193,9 +194,15 @@ def findings(data: Dict[str, Any]) -> List[str]:
                f'{_hz(f["depth_compressor_out_hz"])} ({_pct(f["depth_dropped_fraction"])} dropped).')
     lost = transport_loss(f)
     if lost is not None:
+        busy = sum(u['cpu_percent'] for u in load['usage'].values())
+        cores = os.cpu_count() or 1
+        why = (f'the graph used {busy:.0f} % of {cores} core(s): a callback waiting for a CPU '
+               'finds its frames replaced by newer ones (sensor-data QoS keeps the newest)'
+               if busy >= 85 * cores else
+               'the machine had CPU to spare, so look at the DDS transport (config/fastdds.xml '
+               'gives Fast DDS the shared memory these 0.9 MB frames need)')
         out.append(f'image_compressor compressed every frame it received but received only '
-                   f'{100 * (1 - lost):.0f} % of those published: the raw frames (0.9 MB each) are '
-                   'lost between the processes (best-effort DDS), not for lack of CPU in the node.')
+                   f'{100 * (1 - lost):.0f} % of those published: {why}.')
     return out
 
 

@@ -21,7 +21,7 @@ SIZE_RATE_HZ = 30.0
 
 
 def run(ctx: BenchContext) -> Section:
-    window_s = ctx.pick(6.0, 20.0)
+    window_s = ctx.pick(4.0, 20.0)
     sizes = ctx.pick([(320, 240), (640, 480)], [(320, 240), (640, 480), (1280, 720)])
     rates = ctx.pick([5.0, SIZE_RATE_HZ], [5.0, 10.0, 15.0, SIZE_RATE_HZ])
     robots = ctx.pick(2, 3)
