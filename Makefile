@@ -65,7 +65,7 @@ bench-quick: setup
 	$(VENV)/bin/llm-agent bench --quick --out out/bench-quick
 
 lint: setup
-	$(VENV)/bin/ruff check src tools
+	$(VENV)/bin/ruff check src tests tools conftest.py
 
 clean:
 	rm -rf $(VENV) build
