@@ -24,6 +24,7 @@ import rclpy
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from llm_agent_actuation.catalog import load_catalog
+from llm_agent_actuation.stats import percentile
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -107,14 +108,6 @@ def same_goal(a: Tuple[str, Dict[str, Any]], b: Tuple[str, Dict[str, Any]],
         elif va != vb:
             return False
     return True
-
-
-def percentile(samples: Sequence[float], q: float) -> float:
-    """The q-quantile (0..1) of samples by nearest rank; 0 when empty."""
-    if not samples:
-        return 0.0
-    s = sorted(samples)
-    return s[min(len(s) - 1, max(0, int(math.ceil(q * len(s))) - 1))]
 
 
 @dataclass
@@ -602,8 +595,8 @@ class DecisionNode(Node):
                        'instruction': self.instruction[:80]})
         values.update(self.counters)
         for s, lat in self.latency.items():
-            values[f'latency_p50_ms_{s}'] = round(percentile(lat, 0.5), 2)
-            values[f'latency_p95_ms_{s}'] = round(percentile(lat, 0.95), 2)
+            for q in (50, 95):
+                values[f'latency_p{q}_ms_{s}'] = round(percentile(lat, q / 100) or 0.0, 2)
         try:
             values.update({f'pipeline_{k}': round(v, 4) for k, v in self.pipeline.stats().items()})
         except Exception as exc:  # noqa: BLE001
