@@ -94,9 +94,9 @@ def test_quick_bench_writes_every_section_with_finite_numbers(tmp_path, ros_env)
         assert 'error' not in section, (key, section.get('error'))
         assert section['tables'] and all(t['rows'] for t in section['tables']), key
         assert non_finite(section['data'], key) == []
-        assert len(_numbers(section['data'])) >= 3, key
-        if key == 'machine':
+        if key == 'machine':  # text mostly: cores and memory are its only numbers
             continue
+        assert len(_numbers(section['data'])) >= 3, key
         assert section['findings'], key
         assert section['plots'], key
         for name in section['plots']:
