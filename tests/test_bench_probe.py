@@ -2,6 +2,7 @@
 import math
 
 from llm_agent_sim.bench import graph_probe as gp
+from llm_agent_sim.bench.core import ratio_or_none
 
 
 def _records() -> gp.Records:
@@ -70,8 +71,8 @@ def test_diag_delta_and_frame_counts():
 def test_cpu_ratio_spread_and_usage():
     assert gp.cpu_percent(1.0, 1.5, 2.0) == 25.0
     assert gp.cpu_percent(1.0, 1.5, 0.0) == 0.0
-    assert gp.ratio_or_none(3.0, 2.0) == 1.5
-    assert gp.ratio_or_none(3.0, 0.0) is None and gp.ratio_or_none(None, 1.0) is None
+    assert ratio_or_none(3.0, 2.0) == 1.5
+    assert ratio_or_none(3.0, 0.0) is None and ratio_or_none(None, 1.0) is None
     assert gp.spread([]) == {'p50': None, 'p99': None, 'n': 0}
     assert gp.spread([1.0, 3.0])['p50'] == 2.0
     u = gp.usage_summary(10.0, [2**20, 3 * 2**20], [2**20], [2**21])

@@ -13,7 +13,15 @@ import sys
 
 import pytest
 from llm_agent_sim.bench import report
-from llm_agent_sim.bench.core import BenchContext, Section, Table, non_finite, quantiles, ratio
+from llm_agent_sim.bench.core import (
+    BenchContext,
+    Section,
+    Table,
+    non_finite,
+    quantiles,
+    ratio,
+    ratio_or_none,
+)
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -44,6 +52,8 @@ def test_ratio_and_quantiles():
     q = quantiles(list(range(101)))
     assert q == {'p50': 50.0, 'p95': 95.0, 'p99': 99.0}
     assert quantiles([]) == {}
+    assert ratio_or_none(0.0, 0.0) == 1.0 and ratio_or_none(2.0, 0.0) is None
+    assert ratio_or_none(None, 2.0) is None and ratio_or_none(3.0, 1.5) == 2.0
 
 
 def test_markdown_has_tables_plots_and_failures():

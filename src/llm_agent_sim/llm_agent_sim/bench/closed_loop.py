@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .core import BenchContext, Section, Table, figure, quantiles, ratio, save_plot
+from .core import BenchContext, Section, Table, figure, quantiles, ratio_or_none, save_plot
 
 BASELINE = 'llm_only'
 LABELS = {'hybrid': 'hybrid (rules → tree → caches → LLM)', 'llm_only': 'LLM only',
@@ -99,24 +99,17 @@ def brain_figures(episodes: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def safe_ratio(value: Optional[float], base: Optional[float]) -> Optional[float]:
-    """value / base, or None where it does not apply (a missing figure, or x / 0 with x > 0)."""
-    if value is None or base is None or (base == 0 and value != 0):
-        return None
-    return ratio(value, base)
-
-
 def ratios_to(fig: Dict[str, Any], base: Dict[str, Any]) -> Dict[str, Optional[float]]:
     def lat(f: Dict[str, Any], key: str, stat: str) -> Optional[float]:
         return f[key][stat] if f.get(key) else None
     return {
-        'success_rate': safe_ratio(fig['success_rate'], base['success_rate']),
-        'collisions': safe_ratio(fig['collisions'], base['collisions']),
-        'time_to_goal': safe_ratio(fig['time_to_goal_mean_s'], base['time_to_goal_mean_s']),
-        'llm_calls_per_min_sim': safe_ratio(fig['llm_calls_per_min_sim'],
+        'success_rate': ratio_or_none(fig['success_rate'], base['success_rate']),
+        'collisions': ratio_or_none(fig['collisions'], base['collisions']),
+        'time_to_goal': ratio_or_none(fig['time_to_goal_mean_s'], base['time_to_goal_mean_s']),
+        'llm_calls_per_min_sim': ratio_or_none(fig['llm_calls_per_min_sim'],
                                             base['llm_calls_per_min_sim']),
-        'latency_mean': safe_ratio(lat(fig, 'latency_ms', 'mean'), lat(base, 'latency_ms', 'mean')),
-        'latency_p95': safe_ratio(lat(fig, 'latency_ms', 'p95'), lat(base, 'latency_ms', 'p95')),
+        'latency_mean': ratio_or_none(lat(fig, 'latency_ms', 'mean'), lat(base, 'latency_ms', 'mean')),
+        'latency_p95': ratio_or_none(lat(fig, 'latency_ms', 'p95'), lat(base, 'latency_ms', 'p95')),
     }
 
 

@@ -77,6 +77,13 @@ def ratio(value: float, base: float) -> float:
     return value / base
 
 
+def ratio_or_none(value: Optional[float], base: Optional[float]) -> Optional[float]:
+    """ratio(), or None where it does not apply: a missing figure, or x / 0 with x > 0."""
+    if value is None or base is None or (base == 0 and value != 0):
+        return None
+    return ratio(value, base)
+
+
 def quantiles(values: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> Dict[str, float]:
     """{'p50': ..., 'p95': ..., ...} by linear interpolation; empty input gives no keys."""
     import numpy as np

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..graph import clock_topic, default_config_dir, load_graph, select
 from ..launcher import Child, Launcher, node_command
+from .core import quantiles
 
 PERCEPTION = ('sim_world', 'scan_filter', 'image_compressor', 'depth_compressor', 'observer')
 STAGES = ('capture_to_frame', 'frame_to_observation', 'observation_to_decision',
@@ -197,18 +198,9 @@ def usage_summary(cpu: float, rss: Sequence[int], uss: Sequence[int],
 
 def spread(values: Sequence[float], qs: Sequence[float] = (50, 99)) -> Dict[str, Any]:
     """{'p50': .., 'p99': .., 'n': ..}; the quantiles are None without samples."""
-    import numpy as np
-    out: Dict[str, Any] = {f'p{q:g}': float(np.percentile(values, q)) if len(values) else None
-                           for q in qs}
+    out: Dict[str, Any] = quantiles(values, qs) or {f'p{q:g}': None for q in qs}
     out['n'] = len(values)
     return out
-
-
-def ratio_or_none(value: Optional[float], base: Optional[float]) -> Optional[float]:
-    """value / base, None when either is missing or the base is zero (no finite ratio)."""
-    if value is None or base is None or base == 0:
-        return None
-    return value / base
 
 
 def latency_figures(chain_list: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

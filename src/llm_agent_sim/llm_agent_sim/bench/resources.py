@@ -15,7 +15,7 @@ import time
 from typing import Any, Dict, List, Tuple
 
 from . import graph_probe as gp
-from .core import BenchContext, Section, Table, figure, save_plot
+from .core import BenchContext, Section, Table, figure, ratio_or_none, save_plot
 
 LOAD_HZ, BASE_HZ = 30.0, 10.0
 NODES = gp.PERCEPTION + ('decision_node', 'skill_server')
@@ -77,13 +77,13 @@ def summarise(rec: gp.Records, windows: List[Tuple[float, float, float, Dict[str
                     'frames_hz': {k: _mean_or_none([f[k] for f in frames]) for k in frames[0]},
                     'decisions_by_source': sources}
     out.update(per)
-    out['ratios'] = {n: {k: gp.ratio_or_none(per['load']['usage'][n][k], per['baseline']['usage'][n][k])
+    out['ratios'] = {n: {k: ratio_or_none(per['load']['usage'][n][k], per['baseline']['usage'][n][k])
                          for k in ('cpu_percent', 'uss_mb_mean', 'rss_mb_peak')} for n in NODES}
     for key in ('load', 'baseline'):
         usage = per[key]['usage']
         per[key]['total'] = {k: sum(usage[n][k] for n in NODES)
                              for k in ('cpu_percent', 'uss_mb_mean', 'pss_mb_mean')}
-    out['ratios']['total'] = {k: gp.ratio_or_none(per['load']['total'][k], per['baseline']['total'][k])
+    out['ratios']['total'] = {k: ratio_or_none(per['load']['total'][k], per['baseline']['total'][k])
                               for k in per['load']['total']}
     return out
 
@@ -109,11 +109,11 @@ def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
     for stage in ('capture_to_observation',) + gp.STAGES + ('e2e',):
         a, b = load['latency_ms'][stage], base['latency_ms'][stage]
         lat_rows.append([stage, a['p50'], a['p99'], a['n'], b['p50'], b['p99'],
-                         gp.ratio_or_none(a['p50'], b['p50'])])
+                         ratio_or_none(a['p50'], b['p50'])])
     for source, a in load['latency_ms']['e2e_by_source'].items():
         b = base['latency_ms']['e2e_by_source'].get(source, {'p50': None, 'p99': None, 'n': 0})
         lat_rows.append([f'e2e, {source} decisions', a['p50'], a['p99'], a['n'], b['p50'],
-                         b['p99'], gp.ratio_or_none(a['p50'], b['p50'])])
+                         b['p99'], ratio_or_none(a['p50'], b['p50'])])
     latency_table = Table('Camera frame capture -> cmd_vel, ms (probe wall clock; ratio = p50 '
                           '@30 / p50 @10)',
                           ['stage', 'p50 @30', 'p99 @30', 'n @30', 'p50 @10', 'p99 @10',
@@ -166,7 +166,7 @@ def findings(data: Dict[str, Any]) -> List[str]:
     cpu30 = sum(load['usage'][n]['cpu_percent'] for n in perception)
     cpu10 = sum(base['usage'][n]['cpu_percent'] for n in perception)
     out = [f'Perception nodes together: {cpu30:.0f} % of a core at 30 Hz vs {cpu10:.0f} % at '
-           f'10 Hz ({_x(gp.ratio_or_none(cpu30, cpu10))}); the sim world (camera renderer) '
+           f'10 Hz ({_x(ratio_or_none(cpu30, cpu10))}); the sim world (camera renderer) '
            f'{load["usage"]["sim_world"]["cpu_percent"]:.0f} % vs '
            f'{base["usage"]["sim_world"]["cpu_percent"]:.0f} %.',
            f'Brain: {load["usage"]["decision_node"]["cpu_percent"]:.0f} % of a core and '

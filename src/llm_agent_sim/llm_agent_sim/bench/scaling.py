@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, List, Sequence, Tuple
 
 from . import graph_probe as gp
-from .core import BenchContext, Section, Table, figure, save_plot
+from .core import BenchContext, Section, Table, figure, ratio_or_none, save_plot
 
 CHAIN = gp.PERCEPTION                       # the nodes the image size and rate curves load
 FULL = ('sim', 'perception', 'brain', 'actuation')
@@ -45,7 +45,7 @@ def perception_point(rec: gp.Records, t0: float, t1: float, usage: Dict[str, Dic
             'frames_hz': frames,
             # CPU-milliseconds the chain spends per frame that made it through: the cost
             # per frame stays comparable when a point saturates and drops frames.
-            'chain_cpu_ms_per_frame': gp.ratio_or_none(10.0 * chain_cpu, out_hz or None),
+            'chain_cpu_ms_per_frame': ratio_or_none(10.0 * chain_cpu, out_hz or None),
             'capture_to_observation_ms': gp.spread(gp.observation_ages(rec, t0, t1))}
 
 
@@ -146,7 +146,7 @@ def add_ratios(points: List[Dict[str, Any]], keys: Sequence[str]) -> None:
     """`<key>_ratio` on every point: its value over the first (smallest) point's."""
     for p in points:
         for k in keys:
-            p[f'{k}_ratio'] = gp.ratio_or_none(p[k], points[0][k]) if points else None
+            p[f'{k}_ratio'] = ratio_or_none(p[k], points[0][k]) if points else None
 
 
 # ---------------------------------------------------------------- report
