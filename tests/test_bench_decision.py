@@ -75,6 +75,6 @@ def test_scripted_backend_turns_to_the_open_side():
 
 
 def test_busy_factor_is_wall_over_cpu_time():
-    from llm_agent_sim.bench.models import busy_factor
+    from llm_agent_sim.bench.core import busy_factor
     assert busy_factor([300.0, 100.0], [100.0, 100.0]) == 2.0
     assert busy_factor([], []) == 1.0

@@ -77,6 +77,12 @@ def ratio(value: float, base: float) -> float:
     return value / base
 
 
+def busy_factor(wall_ms: Sequence[float], cpu_ms: Sequence[float]) -> float:
+    """Wall time over CPU time of single-threaded work: about 1 on an idle machine, more when
+    other processes took the CPU (then CPU-time ratios are the trustworthy ones)."""
+    return ratio(sum(wall_ms), sum(cpu_ms)) if wall_ms else 1.0
+
+
 def ratio_or_none(value: Optional[float], base: Optional[float]) -> Optional[float]:
     """ratio(), or None where it does not apply: a missing figure, or x / 0 with x > 0."""
     if value is None or base is None or (base == 0 and value != 0):

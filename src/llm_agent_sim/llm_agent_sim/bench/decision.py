@@ -17,8 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from llm_agent_brain.backends.base import BackendBase
 from llm_agent_brain.types import Choice, Situation
 
-from .core import BenchContext, Section, Table, figure, quantiles, ratio, save_plot
-from .models import busy_factor
+from .core import BenchContext, Section, Table, busy_factor, figure, quantiles, ratio, save_plot
 
 TREE_INSTRUCTION = 'explore the room'      # warmed, then the tree is trained on it
 CACHE_INSTRUCTION = 'patrol the corridor'  # warmed after training: only the cache knows it

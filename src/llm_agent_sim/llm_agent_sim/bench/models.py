@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from llm_agent_brain.bench import agreement
 
-from .core import BenchContext, Section, Table, figure, ratio, save_plot
+from .core import BenchContext, Section, Table, busy_factor, figure, ratio, save_plot
 
 QUICK_SETTINGS = ('fp32', 'nf4 (compute fp32)', 'int8')
 
@@ -42,12 +42,6 @@ def setting_rows(measured: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                        agreement=agreement(m['skills'], ref['skills']))
         rows.append(row)
     return rows
-
-
-def busy_factor(wall_ms: Sequence[float], cpu_ms: Sequence[float]) -> float:
-    """Wall time over CPU time of single-threaded work: about 1 on an idle machine, more when
-    other processes took the CPU (then CPU-time ratios are the trustworthy ones)."""
-    return ratio(sum(wall_ms), sum(cpu_ms)) if wall_ms else 1.0
 
 
 def _plot(ctx: BenchContext, rows: List[Dict[str, Any]]) -> Optional[str]:
