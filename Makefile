@@ -4,7 +4,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-PKGS := llm_agent_sim llm_agent_perception llm_agent_brain llm_agent_actuation
+# In dependency order: interfaces (CMake, built first) -> common -> the four jobs -> bringup -> bench, cli.
+PKGS := llm_agent_common llm_agent_samples llm_agent_perception llm_agent_brain llm_agent_actuation \
+	llm_agent_sim llm_agent_bringup llm_agent_bench llm_agent_cli
 SITE := $(VENV)/lib/python3.11/site-packages
 
 # DDS stays on this machine for every make target (platform.md): loopback discovery only, and a
@@ -38,16 +40,19 @@ $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(wildcard src/llm_agent_interfac
 	touch $@
 
 # Editable installs, and the ament index entries colcon --symlink-install would make, so that
-# nodes find share/<pkg>/config (a link to config/) with nothing sourced.
+# nodes find share/<pkg>/package.xml and share/llm_agent_bringup/{config,launch} (links to the
+# top-level folders that bringup owns) with nothing sourced.
 $(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml)
 	$(PIP) install -q --no-build-isolation --no-deps $(foreach p,$(PKGS),-e src/$(p))
 	for p in $(PKGS); do \
 	  mkdir -p $(VENV)/share/$$p $(VENV)/share/ament_index/resource_index/packages; \
 	  touch $(VENV)/share/ament_index/resource_index/packages/$$p; \
 	  ln -sfn $(CURDIR)/src/$$p/package.xml $(VENV)/share/$$p/package.xml; \
-	  ln -sfn $(CURDIR)/config $(VENV)/share/$$p/config; \
+	  rm -rf $(VENV)/share/$$p/config; \
 	done
-	$(PY) -c "import rclpy; from llm_agent_interfaces.action import ExecuteSkill"
+	ln -sfn $(CURDIR)/config $(VENV)/share/llm_agent_bringup/config
+	ln -sfn $(CURDIR)/launch $(VENV)/share/llm_agent_bringup/launch
+	$(PY) -c "import rclpy; from llm_agent_interfaces.action import ExecuteSkill; import llm_agent_cli.cli"
 	touch $@
 
 run: setup

@@ -7,11 +7,11 @@ NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable t
 PyPI or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job
 (test/launch/).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through
-llm_agent_sim.graph, in llm_agent_sim.launch_graph: no node is named here.
+llm_agent_bringup.graph, in llm_agent_bringup.launch_graph: no node is named here.
 """
 import os
 
-from llm_agent_sim.launch_graph import generate
+from llm_agent_bringup.launch_graph import generate
 
 # Groups of config/graph.yaml this file starts (empty: all). tests/test_launch_graph.py checks
 # that the per-subsystem files together cover every group of the graph.

@@ -2,7 +2,7 @@
 import math
 
 import numpy as np
-from llm_agent_sim.bench.compression import mean_finite, ssim_gray, with_ratios, within_bound
+from llm_agent_bench.compression import mean_finite, ssim_gray, with_ratios, within_bound
 
 
 def test_ssim_is_one_for_identical_images_and_less_with_noise():

@@ -2,11 +2,12 @@
 import random
 
 import pytest
-from llm_agent_brain.bench import agreement
-from llm_agent_brain.types import Situation
-from llm_agent_sim.bench.core import non_finite
-from llm_agent_sim.bench.decision import ScriptedBackend, features, mode_rows, path_rows
-from llm_agent_sim.bench.models import setting_rows
+from llm_agent_bench.core import non_finite
+from llm_agent_bench.decision import features, mode_rows, path_rows
+from llm_agent_bench.model_bench import agreement
+from llm_agent_bench.models import setting_rows
+from llm_agent_brain.backends.scripted import ScriptedBackend
+from llm_agent_brain.decision_types import Situation
 
 
 def test_path_rows_ratios_to_echo_and_llm_and_wrong_sources():
@@ -64,7 +65,7 @@ def test_setting_rows_against_fp32_of_the_same_device_and_errors_as_rows():
 
 
 def test_scripted_backend_turns_to_the_open_side():
-    from llm_agent_actuation.catalog import load_catalog
+    from llm_agent_common.catalog import load_catalog
     catalog = load_catalog(None)
     f = features(random.Random(0), front_range=0.8, left_range=3.0, right_range=1.0)
     choice = ScriptedBackend().choose(Situation(f, '', 'explore'), catalog)
@@ -75,6 +76,6 @@ def test_scripted_backend_turns_to_the_open_side():
 
 
 def test_busy_factor_is_wall_over_cpu_time():
-    from llm_agent_sim.bench.core import busy_factor
+    from llm_agent_bench.core import busy_factor
     assert busy_factor([300.0, 100.0], [100.0, 100.0]) == 2.0
     assert busy_factor([], []) == 1.0

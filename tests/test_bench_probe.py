@@ -1,8 +1,9 @@
 """The pure helpers of bench/graph_probe.py: chain matching, clock mapping, counts, ratios."""
 import math
 
-from llm_agent_sim.bench import graph_probe as gp
-from llm_agent_sim.bench.core import ratio_or_none
+from llm_agent_bench.core import ratio_or_none
+
+from llm_agent_bench import graph_probe as gp
 
 
 def _records() -> gp.Records:

@@ -12,8 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from llm_agent_sim.bench import report
-from llm_agent_sim.bench.core import (
+from llm_agent_bench.core import (
     BenchContext,
     Section,
     Table,
@@ -22,6 +21,8 @@ from llm_agent_sim.bench.core import (
     ratio,
     ratio_or_none,
 )
+
+from llm_agent_bench import report
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -74,7 +75,7 @@ def test_markdown_has_tables_plots_and_failures():
 def test_a_failing_section_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), 'fixtures'))
     monkeypatch.setattr(report, 'SECTIONS', (('broken', 'broken_bench_section'),
-                                             ('machine', 'llm_agent_sim.bench.machine')))
+                                             ('machine', 'llm_agent_bench.machine')))
     ctx = BenchContext(out_dir=str(tmp_path), quick=True, log=lambda msg: None)
     results = report.run_sections(ctx, [])
     assert results['sections']['broken']['error'] == 'RuntimeError: this section is broken on purpose'

@@ -8,7 +8,7 @@ import sys
 import psutil
 import pytest
 import yaml
-from llm_agent_sim.graph import default_config_dir, load_graph, select
+from llm_agent_bringup.graph import default_config_dir, load_graph, select
 from rclpy.executors import SingleThreadedExecutor
 
 LLM_AGENT = os.path.join(os.path.dirname(sys.executable), 'llm-agent')

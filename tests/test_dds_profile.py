@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from llm_agent_sim.graph import DDS_PROFILE, dds_env, default_config_dir
+from llm_agent_bringup.graph import DDS_PROFILE, dds_env, default_config_dir
 
 FRAMES = os.path.join(os.path.dirname(__file__), 'fixtures', 'big_frames.py')
 

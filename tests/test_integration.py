@@ -11,7 +11,7 @@ import sys
 import psutil
 import pytest
 import rclpy
-from llm_agent_sim.graph import default_config_dir
+from llm_agent_bringup.graph import default_config_dir
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter

@@ -3,7 +3,7 @@
 `launch`, `launch_ros` and `launch_testing` are not installable on the development machines
 (platform.md), so nothing here imports them or imitates what they do. Instead:
   * the launch files' source is read as an AST: they name no node, build nodes only through the
-    helper llm_agent_sim.launch_graph, which takes them from llm_agent_sim.graph (load_graph/select);
+    helper llm_agent_bringup.launch_graph, which takes them from llm_agent_bringup.graph (load_graph/select);
   * the helper's pure part (`node_specs`, the keyword arguments of each launch_ros Node) is run
     for real and compared with graph.ros_args, what `llm-agent up` passes to the same nodes;
   * every graph entry is checked against its package: console script in setup.py, module with
@@ -24,7 +24,7 @@ import subprocess
 import pytest
 import yaml
 
-from llm_agent_sim import graph
+from llm_agent_bringup import graph
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, 'config')
@@ -42,7 +42,7 @@ PARAM_FILES = sorted({p for e in ENTRIES for p in e.params})
 
 
 # Its pure part imports no `launch`: importing it here runs what the launch files run.
-helper = importlib.import_module('llm_agent_sim.launch_graph')
+helper = importlib.import_module('llm_agent_bringup.launch_graph')
 
 
 def _tree(path):
@@ -111,8 +111,8 @@ def test_launch_file_names_no_node_and_uses_the_helper(path):
     named = _strings(tree) & _graph_identifiers()
     assert not named, f'{path} hard-codes {sorted(named)}; take them from config/graph.yaml'
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                and n.module == 'llm_agent_sim.launch_graph' for a in n.names}
-    assert 'generate' in imported, f'{path} does not use llm_agent_sim.launch_graph.generate'
+                and n.module == 'llm_agent_bringup.launch_graph' for a in n.names}
+    assert 'generate' in imported, f'{path} does not use llm_agent_bringup.launch_graph.generate'
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_launch_description' in functions
     generate = _calls(tree, 'generate')
@@ -124,7 +124,7 @@ def test_launch_file_names_no_node_and_uses_the_helper(path):
 def test_helper_builds_nodes_only_from_load_graph_and_select():
     tree = _tree(HELPER_PATH)
     imported = {a.name for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom) and n.module == 'llm_agent_sim.graph'
+                if isinstance(n, ast.ImportFrom) and n.module == 'llm_agent_bringup.graph'
                 for a in n.names}
     assert {'load_graph', 'select'} <= imported
     assert _calls(tree, 'load_graph') and _calls(tree, 'select')
@@ -323,7 +323,7 @@ def test_package_is_installed_in_the_ament_index(package):
     if package != 'llm_agent_interfaces':  # ament_cmake writes its marker itself
         assert os.path.isfile(os.path.join(REPO, 'src', package, 'resource', package))
     assert os.path.isfile(os.path.join(graph.default_config_dir(), 'graph.yaml')), \
-        'share/llm_agent_sim/config/graph.yaml: the launch files\' fallback'
+        'share/llm_agent_bringup/config/graph.yaml: the launch files\' fallback'
 
 
 @pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)

@@ -9,7 +9,7 @@ import random
 import cv2
 import numpy as np
 import pytest
-from llm_agent_sim.record import AGENT_TOPICS, Recorder, message_class
+from llm_agent_cli.record import AGENT_TOPICS, Recorder, message_class
 from mcap.reader import make_reader
 from mcap_ros2.reader import read_ros2_messages
 from rclpy.executors import SingleThreadedExecutor
@@ -180,10 +180,10 @@ def _policy(front):
 
 def test_tree_trained_from_a_recording_follows_the_recorded_policy(ros_context, ros_domain_id,
                                                                    spin_until, tmp_path):
-    from llm_agent_actuation.catalog import load_catalog
+    from llm_agent_brain.decision_types import Situation
     from llm_agent_brain.distill import decisions_from_mcap, train_from_mcap
     from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
-    from llm_agent_brain.types import Situation
+    from llm_agent_common.catalog import load_catalog
     topics = [t for t in AGENT_TOPICS if t[0] in ('agent/observation', 'agent/decision',
                                                   'agent/instruction')]
     path = str(tmp_path / 'policy.mcap')

@@ -1,24 +1,6 @@
-import os
-from glob import glob
-
 from setuptools import find_packages, setup
 
 package_name = 'llm_agent_actuation'
-# The suite's config/ at the repository root is the one copy of every parameter file; each
-# package installs the files it reads under share/<package>/config, where nodes find them.
-here = os.path.dirname(os.path.abspath(__file__))
-config_root = os.path.relpath(os.path.join(here, '..', '..', 'config'), here)
-
-
-def config_files(patterns):
-    """Group matching config files by their install folder under share/<package>/config."""
-    groups = {}
-    for pattern in patterns:
-        for path in sorted(glob(os.path.join(config_root, pattern))):
-            sub = os.path.dirname(os.path.relpath(path, config_root))
-            groups.setdefault(os.path.join('share', package_name, 'config', sub), []).append(path)
-    return list(groups.items())
-
 
 setup(
     name=package_name,
@@ -27,13 +9,13 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-    ] + config_files(['actuation.yaml', 'skills.yaml']),
+    ],
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='LLM agent maintainers',
     maintainer_email='maintainers@llm-agent.dev',
     description=(
-        'Asynchronous ROS 2 action server running skills with feedback, cancel, pre-'
+        'Asynchronous ROS 2 action server running skills with feedback, cancel, pre- '
         'emption, parallel resources and a safety guard independent of the brain.'
     ),
     license='Apache-2.0',

@@ -64,7 +64,7 @@ class TestAgentGraph(unittest.TestCase):
         self.assertTrue(all(math.isfinite(v) for v in obs.feature_values))
 
     def test_decision_is_valid(self):
-        from llm_agent_actuation.catalog import load_catalog
+        from llm_agent_common.catalog import load_catalog
 
         from llm_agent_interfaces.msg import Decision
         msgs = self.probe.messages(Decision, 'agent/decision', 1, DECISION_S)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Mapping, Optional, Type
 
-from .skill_api import Pose2D, Skill, SkillContext, SkillResult, StepOutcome, clamp, wrap_angle
+from llm_agent_common.angles import wrap_angle
+
+from .skill_api import Pose2D, Skill, SkillContext, SkillResult, StepOutcome, clamp
 
 _WAIT_ODOM = 'waiting for odom'
 

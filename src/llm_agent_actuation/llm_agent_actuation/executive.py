@@ -10,8 +10,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
+from llm_agent_common.catalog import SkillCatalog, SkillSpec
+
 from .arbiter import ResourceArbiter
-from .catalog import SkillCatalog, SkillSpec
 from .guard import SafetyGuard
 from .plugins import PluginError, resolve_skill_class, skill_resources
 from .skill_api import Skill, SkillConfig, SkillContext, SkillResult, WorldState
@@ -107,11 +108,6 @@ class Executive:
             self.runs[goal_id] = run
         self.stats.add('accepted')
         return run
-
-    def release_reservation(self) -> None:
-        """A goal passed check_goal but was never created (e.g. the server failed to accept)."""
-        with self.lock:
-            self._reserved = max(0, self._reserved - 1)
 
     # -- run time --------------------------------------------------------------------------
     def start(self, run: GoalRun, now: float) -> List[GoalRun]:
@@ -229,10 +225,6 @@ class Executive:
                     for r in run.resources:
                         out[r] = out.get(r, 0) + 1
             return out
-
-    def waiting_count(self) -> int:
-        with self.lock:
-            return sum(1 for r in self.runs.values() if r.started_at is None and not r.done.is_set())
 
     def _finish(self, run: GoalRun, success: bool, message: str, kind: str) -> None:
         if run.done.is_set():

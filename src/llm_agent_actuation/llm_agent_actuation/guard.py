@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 class SafetyGuard:
     """Decide whether forward motion is allowed from the latest laser scan."""
 
-    def __init__(self, safety_distance_m: float = 0.4, half_angle_rad: float = 0.35,
+    def __init__(self, safety_distance_m: float = 0.35, half_angle_rad: float = 0.35,
                  scan_timeout_s: float = 1.0, slowdown_gain: float = 1.0,
                  creep_speed_mps: float = 0.08):
         self.safety_distance_m = safety_distance_m

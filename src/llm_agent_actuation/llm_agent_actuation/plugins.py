@@ -10,8 +10,9 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Type
 
+from llm_agent_common.catalog import SkillSpec
+
 from .builtin_skills import BUILTIN_SKILLS
-from .catalog import SkillSpec
 from .skill_api import Skill
 
 ENTRY_POINT_GROUP = 'llm_agent_actuation.skills'

@@ -53,10 +53,10 @@ class SkillConfig:
 
     max_linear_mps: float = 0.5
     max_angular_rps: float = 1.5
-    safety_distance_m: float = 0.4
+    safety_distance_m: float = 0.35
     position_tolerance_m: float = 0.05
     angle_tolerance_rad: float = 0.03
-    target_size_stop: float = 0.25
+    target_size_stop: float = 0.6
     observation_timeout_s: float = 1.0
     speech_chars_per_s: float = 15.0
     approach_speed_mps: float = 0.25
@@ -134,11 +134,3 @@ def clamp(value: float, lo: float, hi: float) -> float:
     return min(max(value, lo), hi)
 
 
-def wrap_angle(a: float) -> float:
-    """Wrap an angle to [-pi, pi)."""
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
-
-
-def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Yaw (rotation about z) of a quaternion."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))

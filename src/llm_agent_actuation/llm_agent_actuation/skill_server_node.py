@@ -16,8 +16,10 @@ from typing import Any, Dict, List, Optional
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
+from llm_agent_common.angles import yaw_from_quaternion
+from llm_agent_common.catalog import load_catalog
+from llm_agent_common.node import Param, Params
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -32,48 +34,48 @@ from llm_agent_interfaces.msg import Observation
 from llm_agent_interfaces.srv import ApproveSkill
 
 from .approval import APPROVED, ApprovalBook
-from .catalog import load_catalog
-from .executive import CANCELED, FAILED, Executive, GoalRun, elapsed
+from .executive import CANCELED, FAILED, SUCCEEDED, Executive, GoalRun, elapsed
 from .guard import SafetyGuard, Watchdog
-from .skill_api import Pose2D, SkillConfig, yaw_from_quaternion
+from .skill_api import Pose2D, SkillConfig
 from .stats import ServerStats
 
-# name: (default, description, (min, max) or None)
-PARAMETERS: Dict[str, Any] = {
-    'catalog_path': ('', 'skills.yaml to load; empty = share/llm_agent_actuation/config/skills.yaml', None),
-    'control_rate_hz': (20.0, 'rate of the control loop stepping skills and commanding cmd_vel',
-                        (5.0, 100.0)),
-    'feedback_rate_hz': (10.0, 'rate of action feedback per goal (at least 5 Hz)', (5.0, 50.0)),
-    'safety_distance_m': (0.35, 'forward motion stops when the scan shows an obstacle closer than this '
-                          'ahead', (0.05, 5.0)),
-    'guard_half_angle_rad': (0.35, 'half width of the scan sector in front checked by the guard',
-                             (0.05, 1.6)),
-    'scan_timeout_s': (1.0, 'no scan for this long: forward motion not allowed', (0.05, 10.0)),
-    'watchdog_timeout_s': (0.5, 'zero velocity published when idle or when commands stop for this long',
-                           (0.05, 5.0)),
-    'approval_timeout_s': (30.0, 'a goal waiting for approval is rejected after this long', (0.1, 3600.0)),
-    'max_linear_speed_mps': (0.5, 'forward/backward speed limit of every skill', (0.01, 5.0)),
-    'max_angular_speed_rps': (1.5, 'turn rate limit of every skill', (0.05, 10.0)),
-    'position_tolerance_m': (0.05, 'move_forward / navigate_to arrive within this distance', (0.005, 1.0)),
-    'angle_tolerance_rad': (0.03, 'turn arrives within this angle', (0.001, 0.5)),
-    'target_size_stop': (0.6, 'approach_target succeeds when target_size (image fraction) reaches this',
-                         (0.01, 1.0)),
-    'approach_speed_mps': (0.25, 'forward speed of approach_target', (0.01, 2.0)),
-    'observation_timeout_s': (1.0, 'perception features older than this are ignored', (0.05, 10.0)),
-    'speech_chars_per_s': (15.0, 'speak holds the speaker for len(text) / this seconds', (1.0, 100.0)),
-    'max_active_goals': (16, 'goals running or waiting at once; more are rejected as busy', (1, 64)),
-    'result_keep_s': (10.0, 'how long a finished goal result stays available to clients', (1.0, 900.0)),
-    'diagnostics_period_s': (1.0, 'period of the diagnostics status', (0.1, 60.0)),
-}
-
-
-def _descriptor(name: str, default: Any, text: str, bounds: Any) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=name, description=text, read_only=True)
-    if bounds is not None and isinstance(default, float):
-        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
-    elif bounds is not None and isinstance(default, int):
-        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
-    return d
+# Every parameter is read when the server starts (read-only: `ros2 param set` is refused).
+PARAMETERS: List[Param] = [
+    Param('catalog_path', '', 'skills.yaml to load; empty = the installed config/skills.yaml',
+          read_only=True),
+    Param('control_rate_hz', 20.0, 'rate of the control loop stepping skills and commanding cmd_vel',
+          range=(5.0, 100.0), read_only=True),
+    Param('feedback_rate_hz', 10.0, 'rate of action feedback per goal (at least 5 Hz)',
+          range=(5.0, 50.0), read_only=True),
+    Param('safety_distance_m', 0.35, 'forward motion stops when the scan shows an obstacle closer than this'
+          ' ahead', range=(0.05, 5.0), read_only=True),
+    Param('guard_half_angle_rad', 0.35, 'half width of the scan sector in front checked by the guard',
+          range=(0.05, 1.6), read_only=True),
+    Param('scan_timeout_s', 1.0, 'no scan for this long: forward motion not allowed',
+          range=(0.05, 10.0), read_only=True),
+    Param('watchdog_timeout_s', 0.5, 'zero velocity published when idle or when commands stop for this long',
+          range=(0.05, 5.0), read_only=True),
+    Param('approval_timeout_s', 30.0, 'a goal waiting for approval is rejected after this long',
+          range=(0.1, 3600.0), read_only=True),
+    Param('max_linear_speed_mps', 0.5, 'forward/backward speed limit of every skill',
+          range=(0.01, 5.0), read_only=True),
+    Param('max_angular_speed_rps', 1.5, 'turn rate limit of every skill', range=(0.05, 10.0), read_only=True),
+    Param('position_tolerance_m', 0.05, 'move_forward / navigate_to arrive within this distance',
+          range=(0.005, 1.0), read_only=True),
+    Param('angle_tolerance_rad', 0.03, 'turn arrives within this angle', range=(0.001, 0.5), read_only=True),
+    Param('target_size_stop', 0.6, 'approach_target succeeds when target_size (image fraction) reaches this',
+          range=(0.01, 1.0), read_only=True),
+    Param('approach_speed_mps', 0.25, 'forward speed of approach_target', range=(0.01, 2.0), read_only=True),
+    Param('observation_timeout_s', 1.0, 'perception features older than this are ignored',
+          range=(0.05, 10.0), read_only=True),
+    Param('speech_chars_per_s', 15.0, 'speak holds the speaker for len(text) / this seconds',
+          range=(1.0, 100.0), read_only=True),
+    Param('max_active_goals', 16, 'goals running or waiting at once; more are rejected as busy',
+          range=(1, 64), read_only=True),
+    Param('result_keep_s', 2.0, 'how long a finished goal result stays available to clients',
+          range=(1.0, 900.0), read_only=True),
+    Param('diagnostics_period_s', 1.0, 'period of the diagnostics status', range=(0.1, 60.0), read_only=True),
+]
 
 
 _KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1000,
@@ -104,10 +106,8 @@ class SkillServer(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__('skill_server', **kwargs)
-        for name, (default, text, bounds) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(name, default, text, bounds))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self.p = p
+        self.params = Params(self, PARAMETERS)
+        p = self.p = self.params.values
         self.catalog = load_catalog(p['catalog_path'] or None)
         self.guard = SafetyGuard(p['safety_distance_m'], p['guard_half_angle_rad'], p['scan_timeout_s'])
         self.watchdog = Watchdog(p['watchdog_timeout_s'])
@@ -128,6 +128,7 @@ class SkillServer(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._pub_lock = threading.Lock()
         self._base_zeroed = False
+        self._accepted_params: Dict[str, Dict[str, Any]] = {}
 
         ctl = MutuallyExclusiveCallbackGroup()
         io = MutuallyExclusiveCallbackGroup()
@@ -207,8 +208,10 @@ class SkillServer(Node):
     # -- action server ---------------------------------------------------------------------
     def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:
         goal_id = getattr(self.action.current, 'goal_id', '')
-        _, reason = self.exec.check_goal(goal.skill, goal.params_json, self.now_s())
+        params, reason = self.exec.check_goal(goal.skill, goal.params_json, self.now_s())
         if not reason:
+            with self._pub_lock:
+                self._accepted_params[goal_id] = params  # validated once, here
             return GoalResponse.ACCEPT
         cls = self.stats.reject(reason)
         self._warn_throttled(f'reject-{cls}', f'goal {goal_id[:8]} rejected ({cls}): {reason}', 1.0)
@@ -227,13 +230,14 @@ class SkillServer(Node):
     def _execute(self, goal_handle: Any) -> ExecuteSkill.Result:
         goal_id = bytes(goal_handle.goal_id.uuid).hex()
         req = goal_handle.request
-        params, reason = self.exec.catalog.validate(req.skill, req.params_json)
+        with self._pub_lock:
+            params = self._accepted_params.pop(goal_id, None)
+        if params is None:  # only if rclpy did not tell the goal callback the goal's id
+            params, _ = self.exec.catalog.validate(req.skill, req.params_json)
         run = self.exec.create_run(goal_id, req.skill, params, self.now_s())
         period = 1.0 / self.p['feedback_rate_hz']
         try:
-            if reason:   # cannot happen after the goal check; kept as a guard
-                self.exec.fail(run, reason)
-            elif goal_handle.is_cancel_requested:
+            if goal_handle.is_cancel_requested:
                 self.exec.cancel(goal_id)
             elif run.spec.requires_approval:
                 self._await_approval(goal_handle, run, period)
@@ -252,6 +256,7 @@ class SkillServer(Node):
         result.success = bool(res and res.success)
         result.message = res.message if res else 'ended without a result'
         result.duration_s = float(elapsed(run, self.now_s()))
+        result.outcome = run.kind or (SUCCEEDED if result.success else FAILED)
         if result.success:
             goal_handle.succeed()
         elif run.kind == CANCELED and goal_handle.is_cancel_requested:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
-from typing import Deque, Dict, Iterable, Optional
+from typing import Deque, Dict
+
+from llm_agent_common.stats import percentile
 
 # Reason classes for rejections: the first substring found in the reason names the class.
 _REASON_CLASSES = (
@@ -30,15 +32,6 @@ def reason_class(reason: str) -> str:
         if needle in low:
             return cls
     return 'other'
-
-
-def percentile(values: Iterable[float], q: float) -> Optional[float]:
-    """The q-quantile (0..1) by nearest rank; None for no values."""
-    v = sorted(values)
-    if not v:
-        return None
-    k = min(len(v) - 1, max(0, int(round(q * (len(v) - 1)))))
-    return v[k]
 
 
 class ServerStats:
@@ -87,7 +80,7 @@ class ServerStats:
                 out[f'rejections.{cls}'] = str(n)
             for kind, n in sorted(self.outcomes.items()):
                 out[f'results.{kind}'] = str(n)
-        p50, p95 = percentile(lat, 0.5), percentile(lat, 0.95)
+        p50, p95 = percentile(lat, 50), percentile(lat, 95)
         out['first_cmd_latency_p50_ms'] = f'{p50 * 1e3:.1f}' if p50 is not None else 'n/a'
         out['first_cmd_latency_p95_ms'] = f'{p95 * 1e3:.1f}' if p95 is not None else 'n/a'
         out['first_cmd_latency_samples'] = str(len(lat))

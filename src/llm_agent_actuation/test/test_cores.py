@@ -14,12 +14,13 @@ from llm_agent_actuation.builtin_skills import (
     Turn,
     Wait,
 )
-from llm_agent_actuation.catalog import SkillSpec, load_catalog
 from llm_agent_actuation.executive import CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT, Executive
 from llm_agent_actuation.guard import SafetyGuard, Watchdog
 from llm_agent_actuation.plugins import PluginError, load_plugin, resolve_skill_class
-from llm_agent_actuation.skill_api import Pose2D, SkillConfig, SkillContext, WorldState, yaw_from_quaternion
-from llm_agent_actuation.stats import ServerStats, percentile, reason_class
+from llm_agent_actuation.skill_api import Pose2D, SkillConfig, SkillContext, WorldState
+from llm_agent_actuation.stats import ServerStats, reason_class
+from llm_agent_common.catalog import SkillSpec, load_catalog
+from llm_agent_common.stats import percentile
 
 CFG = SkillConfig()
 
@@ -56,11 +57,6 @@ def run_skill(skill, params, world=None, dt=0.05, max_steps=2000, on_step=None):
         if out.result is not None:
             return out, ctx, base
     raise AssertionError('skill never finished')
-
-
-def test_yaw_from_quaternion():
-    assert yaw_from_quaternion(0, 0, math.sin(0.4), math.cos(0.4)) == pytest.approx(0.8)
-    assert yaw_from_quaternion(0, 0, 0, 1) == 0.0
 
 
 def test_move_forward_reaches_distance_holding_heading():
@@ -124,7 +120,7 @@ def test_approach_target_steers_and_stops_on_size_or_range():
     s.start({}, ctx)
     out = s.step(ctx, 0.05)
     assert out.result is None and ctx.cmd[0] > 0 and ctx.cmd[1] > 0   # forward, turning left
-    w.features = dict(w.features, target_size=0.3)
+    w.features = dict(w.features, target_size=CFG.target_size_stop + 0.05)
     assert s.step(ctx, 0.05).result.success and ctx.cmd == (0.0, 0.0)
     w2 = _target_world(0.1, front=0.2)
     ctx2 = SkillContext(w2, CFG, 0.1)
@@ -220,8 +216,9 @@ def test_stats_reason_classes_and_percentiles(tmp_path):
         _, reason = cat.validate(skill, params)
         assert reason and reason_class(reason) == cls, reason
     assert reason_class('move_forward refused: no scan received: forward motion not allowed') == 'safety'
-    assert percentile([], 0.5) is None
-    assert percentile(range(101), 0.95) == 95
+    assert percentile([], 50) is None
+    assert percentile(range(101), 95) == 95
+    assert percentile([0.0, 10.0], 50) == 5.0  # linear interpolation, as numpy
     s = ServerStats()
     s.reject('unknown skill x')
     s.first_command_latency(0.02)

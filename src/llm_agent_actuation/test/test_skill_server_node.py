@@ -187,7 +187,7 @@ def harness(ros_context):
 def _catalog(tmp_path):
     """The installed catalogue plus a plugin skill from this test folder; `turn` needs approval."""
     import yaml
-    from llm_agent_actuation.catalog import default_catalog_path
+    from llm_agent_common.catalog import default_catalog_path
     with open(default_catalog_path()) as f:
         data = yaml.safe_load(f)
     data['skills']['turn']['requires_approval'] = True

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from llm_agent_brain.types import Choice
+from llm_agent_brain.decision_types import Choice
 
 FeatureKey = Tuple[Tuple[str, int], ...]
 ExactKey = Tuple[str, FeatureKey]

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from llm_agent_brain.types import Choice, Situation
+from llm_agent_brain.decision_types import Choice, Situation
 
 DEFAULT_INSTRUCTION = 'go to the red target'   # the decision node's default_instruction
 
@@ -145,7 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help='decision sources to learn from (default llm)')
     p.add_argument('--catalog', default=None, help='skills file (default: the installed one)')
     args = p.parse_args(argv)
-    from llm_agent_actuation.catalog import load_catalog
+    from llm_agent_common.catalog import load_catalog
 
     from llm_agent_brain.pipeline import FastPathConfig
     sources = tuple(s.strip() for s in args.include.split(',') if s.strip())

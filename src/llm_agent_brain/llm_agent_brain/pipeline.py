@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
+from llm_agent_common.features import FEATURE_NAMES
+
 from llm_agent_brain.cache import (
     DEFAULT_BINS,
     Embedder,
@@ -27,14 +29,10 @@ from llm_agent_brain.cache import (
     normalise_instruction,
     parse_bins,
 )
-from llm_agent_brain.experience import BAD_OUTCOMES, OUTCOMES, DecisionLog
+from llm_agent_brain.decision_log import BAD_OUTCOMES, OUTCOMES, DecisionLog
+from llm_agent_brain.decision_types import Backend, BackendError, Choice, Situation
 from llm_agent_brain.rules import RuleSet, default_rules_path, load_rules
 from llm_agent_brain.tree import DecisionTree, Sample, TreeSet, label_for
-from llm_agent_brain.types import Backend, BackendError, Choice, Situation
-
-SCENARIO_FEATURES = ('front_range', 'front_left_range', 'front_right_range', 'left_range',
-                     'right_range', 'rear_range', 'goal_distance', 'goal_bearing', 'target_visible',
-                     'target_bearing', 'target_size', 'speed', 'yaw_rate')
 
 
 def _meta(description: str, **kw: Any) -> Dict[str, Any]:
@@ -53,7 +51,7 @@ class FastPathConfig:
         'Write the decision log and the tree to data_dir, and reload them on start'))
     enable_tree: bool = field(default=True, metadata=_meta(
         'Answer from the decision tree distilled from the LLM where its leaf is confident'))
-    tree_features: List[str] = field(default_factory=lambda: list(SCENARIO_FEATURES), metadata=_meta(
+    tree_features: List[str] = field(default_factory=lambda: list(FEATURE_NAMES), metadata=_meta(
         'Feature names the tree may split on'))
     tree_min_purity: float = field(default=0.9, metadata=_meta(
         'A leaf decides only if this share of its (weighted) samples agree', min=0.5, max=1.0))
@@ -161,6 +159,13 @@ class DecisionPipeline:
         if choice is None and cfg.enable_tree:
             choice = self.trees.decide(normalise_instruction(situation.instruction),
                                        situation.features, cfg.tree_min_purity, cfg.tree_min_samples)
+            if choice is not None:  # a leaf is data from a file: the catalogue has the last word
+                params, reason = self.catalog.validate(choice.skill, choice.params)
+                if reason:
+                    self.log_.warning('tree leaf ignored: %s', reason)
+                    choice = None
+                else:
+                    choice.params = params
         if choice is None and cfg.enable_cache:
             key = self._exact_key(situation)
             choice = self.exact.get(key)

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Tuple
 
-from llm_agent_brain.types import Situation
+from llm_agent_brain.decision_types import Situation
 
 # What each feature means, in the words the model reads (ros-api.md, mobile-robot scenario).
 FEATURE_TEXT: Dict[str, Tuple[str, str]] = {

@@ -16,13 +16,13 @@ cannot see. Rules marked `safety: true` also win over the LLM (`evaluate(..., sa
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
+from llm_agent_common.config import installed_config
 
-from llm_agent_brain.types import Choice, Situation
+from llm_agent_brain.decision_types import Choice, Situation
 
 _OPS: Dict[str, Tuple[str, Callable[[float, float], bool]]] = {
     'lt': ('<', lambda a, b: a < b),
@@ -357,6 +357,5 @@ def load_rules(path: str, catalog: Any) -> RuleSet:
 
 
 def default_rules_path() -> str:
-    """The rules.yaml installed with this package (share/llm_agent_brain/config)."""
-    from ament_index_python.packages import get_package_share_directory
-    return os.path.join(get_package_share_directory('llm_agent_brain'), 'config', 'rules.yaml')
+    """The suite's installed config/rules.yaml."""
+    return installed_config('rules.yaml')

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from llm_agent_brain.types import Choice
+from llm_agent_brain.decision_types import Choice
 
 AVOID = '!avoid'
 FORMAT_VERSION = 1

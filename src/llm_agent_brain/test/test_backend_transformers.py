@@ -3,11 +3,11 @@ import math
 
 import pytest
 import torch
-from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.backends.scoring import parse_answer
 from llm_agent_brain.backends.transformers import TransformersBackend
-from llm_agent_brain.types import BackendError, Situation
+from llm_agent_brain.decision_types import BackendError, Situation
+from llm_agent_common.catalog import load_catalog
 
 from llm_agent_brain import model_store, prompt
 

@@ -9,7 +9,7 @@ from llm_agent_brain.cache import (
     normalise_instruction,
     parse_bins,
 )
-from llm_agent_brain.types import Choice
+from llm_agent_brain.decision_types import Choice
 
 
 class Clock:

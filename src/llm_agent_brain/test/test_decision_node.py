@@ -7,10 +7,11 @@ import time
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
-from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends.transformers import TransformersBackend
-from llm_agent_brain.decision_node import DecisionNode, decode_string_message, situation_from
-from llm_agent_brain.types import SOURCES
+from llm_agent_brain.decision_node import DecisionNode
+from llm_agent_brain.decision_types import SOURCES
+from llm_agent_brain.observation_check import decode_string_message, situation_from
+from llm_agent_common.catalog import load_catalog
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
@@ -50,7 +51,7 @@ class SlowBackend:
     def choose(self, situation, catalog):
         self.calls += 1
         time.sleep(self.delay_s)
-        from llm_agent_brain.types import Choice
+        from llm_agent_brain.decision_types import Choice
         return Choice('move_forward', {'distance': 1.0, 'speed': 0.3})
 
 
@@ -200,7 +201,7 @@ def test_deadline_gives_a_fallback_and_the_node_keeps_serving(make_node, spin_un
     for _ in range(5):
         pub.publish(observation(feats))
         ce.spin_once(timeout_sec=0.01)
-    assert spin_until(ce, lambda: node.counters['deadline_missed'] >= 2 and seen, 10.0)
+    assert spin_until(ce, lambda: node.scheduler.counters['deadline_missed'] >= 2 and seen, 10.0)
     assert all(m.source == 'fallback' and m.skill == 'stop' for m in seen)
     assert spin_until(ce, lambda: node.counters['coalesced'] >= 1, 5.0)
     assert slow.calls < 1 + 5
@@ -272,7 +273,7 @@ def test_logs_of_several_severities_never_stop_the_node(make_node, spin_until):
     for _ in range(3):
         pub.publish(observation(feats))
         spin_until(ce, lambda: False, 0.5)
-    assert spin_until(ce, lambda: node.counters['deadline_missed'] >= 2, 10.0)
+    assert spin_until(ce, lambda: node.scheduler.counters['deadline_missed'] >= 2, 10.0)
     d = call(cn, ce, spin_until, observation(feats), GO)
     assert d.source == 'fallback' and 'deadline' in d.rationale
 

@@ -9,22 +9,12 @@ import os
 import random
 
 import rclpy
-from llm_agent_brain.backends.base import BackendBase
-from llm_agent_brain.types import Choice, Situation
+from llm_agent_brain.backends.scripted import ScriptedBackend
+from llm_agent_brain.decision_types import Situation
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
-
-
-class PolicyBackend(BackendBase):
-    name = 'policy'
-
-    def choose(self, situation, catalog):
-        f = situation.features
-        if f['front_range'] > 1.5:
-            return Choice('move_forward', {'distance': 0.5, 'speed': 0.3}, 0.8, 'llm', 'policy')
-        return Choice('turn', {'angle': 1.0 if f['left_range'] > f['right_range'] else -1.0})
 
 
 def feats(rng, **kw):
@@ -40,7 +30,7 @@ def test_decide_answers_by_rule_tree_and_cache(ros_context, tmp_path, spin_until
     from llm_agent_interfaces.msg import Observation
     from llm_agent_interfaces.srv import Decide
 
-    backend = PolicyBackend()
+    backend = ScriptedBackend()
     backend.load()
     node = DecisionNode(backend=backend, context=ros_context, parameter_overrides=[
         Parameter('rules_file', value=os.path.join(ROOT, 'config', 'rules.yaml')),

@@ -9,10 +9,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.backends import make_backend
 from llm_agent_brain.backends.openai import OpenAIBackend, answer_schema
-from llm_agent_brain.types import BackendError, Situation
+from llm_agent_brain.decision_types import BackendError, Situation
+from llm_agent_common.catalog import load_catalog
 
 CATALOG = load_catalog('config/skills.yaml')
 SIT = Situation({'front_range': 2.0, 'target_visible': 1.0, 'target_bearing': 0.4},

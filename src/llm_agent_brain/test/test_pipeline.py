@@ -5,9 +5,9 @@ import random
 import time
 
 import pytest
-from llm_agent_actuation.catalog import load_catalog
+from llm_agent_brain.decision_types import BackendError, Choice, Situation
 from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
-from llm_agent_brain.types import BackendError, Choice, Situation
+from llm_agent_common.catalog import load_catalog
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 RULES = os.path.join(ROOT, 'config', 'rules.yaml')

@@ -3,9 +3,9 @@ import os
 
 import pytest
 import yaml
-from llm_agent_actuation.catalog import load_catalog
+from llm_agent_brain.decision_types import Situation
 from llm_agent_brain.rules import RulesError, load_rules, parse_rules
-from llm_agent_brain.types import Situation
+from llm_agent_common.catalog import load_catalog
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 RULES = os.path.join(ROOT, 'config', 'rules.yaml')

@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 import pytest
-from llm_agent_actuation.catalog import load_catalog
 from llm_agent_brain.tree import AVOID, DecisionTree, Sample, TreeSet, entropy, information_gain, label_for
+from llm_agent_common.catalog import load_catalog
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 FEATURES = ['front_range', 'left_range', 'right_range']

@@ -3,13 +3,7 @@ from __future__ import annotations
 
 import time
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
-
-from . import depth_codec
-from .image_codec import BadInput
-from .node_common import (
+from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
     LatestWorker,
@@ -19,6 +13,12 @@ from .node_common import (
     run_node,
     sensor_qos,
 )
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from . import depth_codec
+from .image_codec import BadInput
 
 PARAMS = [
     Param('format', 'png', 'png: compressed_depth_image_transport layout (stock plugin reads '
@@ -71,7 +71,7 @@ class DepthCompressor(Node):
         t0 = time.perf_counter()
         enc = depth_codec.encode(depth, msg.encoding, p['format'], p['depth_max'],
                                  p['depth_quantization'], p['png_level'], p['zstd_level'])
-        self.stats.encode_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         self._pub.publish(CompressedImage(header=msg.header, format=enc.format, data=enc.data))
         self.stats.rate_out.add(len(enc.data))
 

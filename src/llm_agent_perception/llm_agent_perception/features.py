@@ -1,6 +1,6 @@
 """The Observation's named features, computed from plain numbers and arrays (no rclpy).
 
-The brain imports FEATURE_NAMES from here. Every value is a finite float; when no goal is known
+The names are llm_agent_common.features'. Every value is a finite float; when no goal is known
 goal_distance is NO_GOAL_DISTANCE (-1) and goal_bearing 0; when no target is seen,
 target_visible, target_bearing and target_size are 0.
 """
@@ -12,13 +12,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from llm_agent_common.angles import wrap_angle
+from llm_agent_common.features import FEATURE_NAMES, NO_GOAL_DISTANCE, SECTOR_NAMES
 
-SECTOR_NAMES = ('front_range', 'front_left_range', 'left_range', 'rear_range', 'right_range',
-                'front_right_range')  # sector k is centred on k * 60 degrees (left positive)
-FEATURE_NAMES = ('front_range', 'front_left_range', 'front_right_range', 'left_range',
-                 'right_range', 'rear_range', 'goal_distance', 'goal_bearing',
-                 'target_visible', 'target_bearing', 'target_size', 'speed', 'yaw_rate')
-NO_GOAL_DISTANCE = -1.0
 SECTOR_WIDTH = math.pi / 3.0
 
 # OpenCV HSV hue is 0..179 (degrees / 2). Red wraps around 0.
@@ -28,11 +24,6 @@ TARGET_HUES: Dict[str, Tuple[Tuple[int, int], ...]] = {
     'green': ((40, 85),),
     'blue': ((100, 130),),
 }
-
-
-def wrap_angle(a: float) -> float:
-    """Wrap an angle to [-pi, pi)."""
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: float,
@@ -51,11 +42,6 @@ def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: fl
         if np.any(sel):
             out[name] = float(np.min(r[sel]))
     return out
-
-
-def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
-    """Return the yaw (rotation about z) of a quaternion."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 def goal_features(robot_x: float, robot_y: float, robot_yaw: float,

@@ -4,13 +4,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
-from sensor_msgs.msg import CompressedImage, Image
-
-from . import image_codec
-from .budget import BudgetController
-from .node_common import (
+from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
     LatestWorker,
@@ -20,6 +14,12 @@ from .node_common import (
     run_node,
     sensor_qos,
 )
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from . import image_codec
+from .budget import BudgetController
 
 PARAMS = [
     Param('format', 'jpeg', 'Compression: jpeg (lossy, small) or png (lossless)',
@@ -100,7 +100,7 @@ class ImageCompressor(Node):
         budget = self._budget if p['format'] == 'jpeg' else None
         quality = budget.quality if budget is not None else p['jpeg_quality']
         enc = image_codec.encode(img, msg.encoding, p['format'], quality, p['png_level'])
-        self.stats.encode_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         if budget is not None:
             now = time.monotonic()
             dt = 1.0 / 30.0 if self._last_out_t is None else now - self._last_out_t

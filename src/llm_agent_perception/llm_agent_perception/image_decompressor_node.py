@@ -4,16 +4,17 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from llm_agent_common.node import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import depth_codec, image_codec
-from .node_common import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
 
 PARAMS = [
     Param('in_topic', 'camera/image_raw/compressed',
-          'CompressedImage topic to read (jpeg/png, or compressedDepth png/zstd)'),
-    Param('out_topic', 'camera/image_decompressed', 'Image topic to write the decoded frames to'),
+          'CompressedImage topic to read (jpeg/png, or compressedDepth png/zstd)', read_only=True),
+    Param('out_topic', 'camera/image_decompressed', 'Image topic to write the decoded frames to',
+          read_only=True),
 ]
 
 
@@ -32,7 +33,7 @@ class ImageDecompressor(Node):
         super().__init__('image_decompressor', **kwargs)
         self.params = Params(self, PARAMS)
         self.bad = BadInputs(self)
-        self.stats = StreamStats()
+        self.stats = StreamStats(work='decode')
         self._pub = self.create_publisher(Image, self.params['out_topic'], sensor_qos(5))
         self.create_subscription(CompressedImage, self.params['in_topic'], self._on_msg,
                                  sensor_qos(1))
@@ -49,7 +50,7 @@ class ImageDecompressor(Node):
         except image_codec.BadInput as exc:
             self.bad.report('compressed', str(exc))
             return
-        self.stats.encode_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         out = array_to_image(img, encoding, msg.header)
         self._pub.publish(out)
         self.stats.rate_out.add(len(out.data))

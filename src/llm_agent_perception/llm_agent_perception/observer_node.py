@@ -8,15 +8,8 @@ from typing import Optional, Tuple
 
 import cv2
 from geometry_msgs.msg import PoseStamped
-from nav_msgs.msg import Odometry
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, LaserScan
-
-from llm_agent_interfaces.msg import Observation
-
-from . import features, image_codec
-from .node_common import (
+from llm_agent_common.angles import yaw_from_quaternion
+from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
     LatestWorker,
@@ -27,6 +20,14 @@ from .node_common import (
     run_node,
     sensor_qos,
 )
+from nav_msgs.msg import Odometry
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
+
+from llm_agent_interfaces.msg import Observation
+
+from . import features, image_codec
 
 PARAMS = [
     Param('rate_hz', 5.0, 'Observations published per second (at most)', range=(0.1, 50.0)),
@@ -56,7 +57,7 @@ class Observer(Node):
         super().__init__('observer', **kwargs)
         self.params = Params(self, PARAMS, on_change=self._retime)
         self.bad = BadInputs(self)
-        self.stats = StreamStats()
+        self.stats = StreamStats(work='detect')
         self._lock = threading.Lock()
         self._scan: Optional[Tuple[float, dict, float, object]] = None  # t, sectors, clear, header
         self._pose = (0.0, 0.0, 0.0)
@@ -119,7 +120,7 @@ class Observer(Node):
             self.bad.report('odom', 'odometry has non-finite values')
             return
         with self._lock:
-            self._pose = (p.x, p.y, features.yaw_from_quaternion(q.x, q.y, q.z, q.w))
+            self._pose = (p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w))
             self._twist = (math.hypot(t.linear.x, t.linear.y), t.angular.z)
 
     def _on_goal(self, msg: PoseStamped) -> None:
@@ -167,7 +168,7 @@ class Observer(Node):
                 k = self._k
             bearing = features.pixel_bearing(u, width, k[0] if k else None, k[1] if k else 0,
                                              math.radians(p['hfov_deg']))
-        self.stats.encode_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         with self._lock:
             self._target = (time.monotonic(), target, bearing)
 

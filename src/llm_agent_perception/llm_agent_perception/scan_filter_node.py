@@ -5,6 +5,7 @@ import array
 import time
 
 import numpy as np
+from llm_agent_common.node import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 
@@ -12,7 +13,6 @@ from llm_agent_interfaces.msg import CompressedArray, CompressedScan
 
 from . import quantize
 from .image_codec import BadInput
-from .node_common import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
 from .scan_processing import ScanMeta, filter_scan
 
 
@@ -57,7 +57,7 @@ class ScanFilter(Node):
         super().__init__('scan_filter', **kwargs)
         self.params = Params(self, PARAMS)
         self.bad = BadInputs(self)
-        self.stats = StreamStats()
+        self.stats = StreamStats(work='filter')
         self.compressed_stats = StreamStats()
         self.nonfinite_beams = 0
         self._pub = self.create_publisher(LaserScan, 'scan/filtered', sensor_qos(5))
@@ -87,7 +87,7 @@ class ScanFilter(Node):
         except BadInput as exc:
             self.bad.report('scan', str(exc))
             return
-        self.stats.encode_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         self.nonfinite_beams += result.nonfinite_in
         m = result.meta
         out = LaserScan(header=msg.header, angle_min=m.angle_min, angle_max=m.angle_max,
@@ -107,7 +107,7 @@ class ScanFilter(Node):
                                   range_min=m.range_min, range_max=m.range_max,
                                   ranges=to_compressed_array(packed, msg.header))
             self._cpub.publish(cmsg)
-            self.compressed_stats.encode_ms.add(1000.0 * (time.perf_counter() - t1))
+            self.compressed_stats.work_ms.add(1000.0 * (time.perf_counter() - t1))
             self.compressed_stats.rate_in.add(4 * result.ranges.size)
             self.compressed_stats.rate_out.add(len(packed.data))
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from llm_agent_perception.budget import BudgetController
-from llm_agent_perception.sample_photos import panning
+from llm_agent_samples.photos import panning
 
 from llm_agent_perception import image_codec
 

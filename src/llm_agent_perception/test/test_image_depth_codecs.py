@@ -4,7 +4,7 @@ import struct
 import cv2
 import numpy as np
 import pytest
-from llm_agent_perception.sample_photos import NAMES, motorcycle_depth_mm, photo
+from llm_agent_samples.photos import NAMES, motorcycle_depth_mm, photo
 
 from llm_agent_perception import depth_codec, image_codec
 

@@ -10,14 +10,14 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
+from llm_agent_common.node import latched_qos, sensor_qos
 from llm_agent_perception.depth_compressor_node import DepthCompressor
 from llm_agent_perception.image_codec import psnr
 from llm_agent_perception.image_compressor_node import ImageCompressor
 from llm_agent_perception.image_decompressor_node import ImageDecompressor, array_to_image
-from llm_agent_perception.node_common import latched_qos, sensor_qos
 from llm_agent_perception.observer_node import Observer
-from llm_agent_perception.sample_photos import motorcycle_depth_mm, photo
 from llm_agent_perception.scan_filter_node import ScanFilter, from_compressed_array
+from llm_agent_samples.photos import motorcycle_depth_mm, photo
 from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 from llm_agent_perception.image_codec import BadInput
-from llm_agent_perception.sample_photos import photo
 from llm_agent_perception.scan_processing import ScanMeta, filter_scan
+from llm_agent_samples.photos import photo
 
 from llm_agent_perception import features
 
@@ -82,7 +82,6 @@ def test_goal_features():
     d, b = features.goal_features(0.0, 0.0, 0.0, (0.0, 2.0))
     assert b == pytest.approx(math.pi / 2)  # to the left is positive
     assert features.goal_features(0, 0, 0, None) == (features.NO_GOAL_DISTANCE, 0.0)
-    assert features.yaw_from_quaternion(0, 0, math.sin(0.3), math.cos(0.3)) == pytest.approx(0.6)
 
 
 def test_red_target_found_on_a_real_photo_with_bearing_and_size():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -20,13 +19,13 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
+from llm_agent_common.config import ConfigNotFound, installed_config
+from llm_agent_common.node import Param, Params
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -42,52 +41,51 @@ CAMERA_FRAME, LASER_FRAME = 'camera_optical_frame', 'laser_link'
 MAX_TICK_HZ = 250.0          # the physics timer never fires faster than this in real time
 MAX_CATCH_UP_S = 0.25        # real seconds of backlog physics may catch up in one tick
 
-# name: (default, description, (low, high) or None, read_only)
-PARAMETERS: Dict[str, tuple] = {
-    'world_file': ('room.yaml', 'World file: a path, or a name in share/llm_agent_sim/config/'
-                   'worlds; empty = generate a world from `seed`', None, False),
-    'seed': (0, 'Seed of the episode (generated world, scan noise); used on start and sim/reset',
-             (0, 2**31 - 1), False),
-    'speed': (1.0, 'Sim seconds per real second (faster than real time above 1)', (0.1, 50.0),
-              False),
-    'physics_rate_hz': (100.0, 'Physics steps per sim second', (10.0, 1000.0), False),
-    'camera_rate_hz': (10.0, 'Camera frames per sim second (image, depth, camera_info)',
-                       (0.5, 60.0), False),
-    'scan_rate_hz': (10.0, 'Laser scans per sim second', (0.5, 100.0), False),
-    'odom_rate_hz': (50.0, 'Odometry messages per sim second', (1.0, 500.0), False),
-    'image_width': (640, 'Camera image width in pixels', (16, 1920), True),
-    'image_height': (480, 'Camera image height in pixels', (16, 1080), True),
-    'camera_hfov_rad': (math.radians(60.0), 'Horizontal field of view of the pinhole camera',
-                        (0.2, 3.0), True),
-    'camera_height_m': (0.25, 'Height of the camera above the floor', (0.05, 0.95), True),
-    'scan_beams': (360, 'Beams of the 360 degree laser scan (angle_min -pi)', (8, 4000), True),
-    'scan_range_min_m': (0.05, 'Minimum range of the laser', (0.0, 1.0), True),
-    'scan_range_max_m': (8.0, 'Maximum range of the laser; farther = inf', (0.5, 100.0), True),
-    'scan_noise_std_m': (0.01, 'Standard deviation of Gaussian range noise', (0.0, 0.5), False),
-    'max_linear_speed_mps': (0.5, 'Linear speed limit of the base', (0.01, 5.0), False),
-    'max_angular_speed_radps': (1.5, 'Angular speed limit of the base', (0.01, 10.0), False),
-    'max_linear_accel_mps2': (1.0, 'Linear acceleration limit of the base', (0.01, 20.0), False),
-    'max_angular_accel_radps2': (3.0, 'Angular acceleration limit of the base', (0.01, 50.0),
-                                 False),
-    'goal_tolerance_m': (0.6, 'Distance of the robot centre to the goal that counts as reached',
-                         (0.05, 5.0), False),
-    'cmd_vel_timeout_s': (0.5, 'The base stops when no cmd_vel came for this long (sim time)',
-                          (0.05, 10.0), False),
-}
+# Read-only ones are fixed at start-up; the others apply live (the world file at the next
+# sim/reset, checked when set).
+PARAMETERS: List[Param] = [
+    Param('world_file', 'room.yaml', 'World file: a path, or a name in the installed config/worlds; '
+          'empty = generate a world from `seed`', check=lambda v: _world_file_problem(v)),
+    Param('seed', 0, 'Seed of the episode (generated world, scan noise); used on start and sim/reset',
+          range=(0, 2**31 - 1)),
+    Param('speed', 1.0, 'Sim seconds per real second (faster than real time above 1)', range=(0.1, 50.0)),
+    Param('physics_rate_hz', 100.0, 'Physics steps per sim second', range=(10.0, 1000.0)),
+    Param('camera_rate_hz', 10.0, 'Camera frames per sim second (image, depth, camera_info)',
+          range=(0.5, 60.0)),
+    Param('scan_rate_hz', 10.0, 'Laser scans per sim second', range=(0.5, 100.0)),
+    Param('odom_rate_hz', 50.0, 'Odometry messages per sim second', range=(1.0, 500.0)),
+    Param('image_width', 640, 'Camera image width in pixels', range=(16, 1920), read_only=True),
+    Param('image_height', 480, 'Camera image height in pixels', range=(16, 1080), read_only=True),
+    Param('camera_hfov_rad', math.radians(60.0), 'Horizontal field of view of the pinhole camera',
+          range=(0.2, 3.0), read_only=True),
+    Param('camera_height_m', 0.25, 'Height of the camera above the floor',
+          range=(0.05, 0.95), read_only=True),
+    Param('scan_beams', 360, 'Beams of the 360 degree laser scan (angle_min -pi)',
+          range=(8, 4000), read_only=True),
+    Param('scan_range_min_m', 0.05, 'Minimum range of the laser', range=(0.0, 1.0), read_only=True),
+    Param('scan_range_max_m', 8.0, 'Maximum range of the laser; farther = inf',
+          range=(0.5, 100.0), read_only=True),
+    Param('scan_noise_std_m', 0.01, 'Standard deviation of Gaussian range noise', range=(0.0, 0.5)),
+    Param('max_linear_speed_mps', 0.5, 'Linear speed limit of the base', range=(0.01, 5.0)),
+    Param('max_angular_speed_radps', 1.5, 'Angular speed limit of the base', range=(0.01, 10.0)),
+    Param('max_linear_accel_mps2', 1.0, 'Linear acceleration limit of the base', range=(0.01, 20.0)),
+    Param('max_angular_accel_radps2', 3.0, 'Angular acceleration limit of the base', range=(0.01, 50.0)),
+    Param('goal_tolerance_m', 0.6, 'Distance of the robot centre to the goal that counts as reached',
+          range=(0.05, 5.0)),
+    Param('cmd_vel_timeout_s', 0.5, 'The base stops when no cmd_vel came for this long (sim time)',
+          range=(0.05, 10.0)),
+]
 SIM_PARAM_NAMES = ('max_linear_speed_mps', 'max_angular_speed_radps', 'max_linear_accel_mps2',
                    'max_angular_accel_radps2', 'goal_tolerance_m', 'cmd_vel_timeout_s')
 
 
-def _descriptor(name: str, default: Any, description: str, bounds: Optional[tuple],
-                read_only: bool) -> ParameterDescriptor:
-    desc = ParameterDescriptor(name=name, description=description, read_only=read_only)
-    if bounds is not None and isinstance(default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]),
-                                                        to_value=float(bounds[1]), step=0.0)]
-    elif bounds is not None and isinstance(default, int):
-        desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]),
-                                           step=1)]
-    return desc
+def _world_file_problem(value: str) -> str:
+    """'' when the world file loads (or is empty: generated), else why not."""
+    try:
+        make_world(str(value), 0, 0.6)
+    except WorldError as exc:
+        return str(exc)
+    return ''
 
 
 def _stamp(t: float) -> Time:
@@ -96,11 +94,10 @@ def _stamp(t: float) -> Time:
 
 
 def worlds_dir() -> Optional[str]:
-    """Return share/llm_agent_sim/config/worlds, or None when the package is not installed."""
+    """Return the suite's installed config/worlds, or None without it (then only paths work)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory('llm_agent_sim'), 'config', 'worlds')
-    except Exception:  # noqa: BLE001 - not installed: only paths work
+        return installed_config('worlds')
+    except ConfigNotFound:
         return None
 
 
@@ -131,10 +128,8 @@ class SimWorldNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for name, (default, description, bounds, read_only) in PARAMETERS.items():
-            self.declare_parameter(name, default,
-                                   _descriptor(name, default, description, bounds, read_only))
-        self._p: Dict[str, Any] = {n: self.get_parameter(n).value for n in PARAMETERS}
+        self.params = Params(self, PARAMETERS, on_change=self._apply_parameters)
+        self._p: Dict[str, Any] = self.params.values
         self._lock = threading.Lock()
         world = make_world(self._p['world_file'], self._p['seed'], self._p['goal_tolerance_m'])
         self.sim = Sim(world, self._sim_params(), seed=self._p['seed'])
@@ -180,8 +175,6 @@ class SimWorldNode(Node):
         self.create_timer(1.0, self._on_diagnostics, self._misc_group, clock=self._steady)
         self._physics_timer = None
         self._make_physics_timer()
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
         self._publish_goal()
         self.get_logger().info(
             f'world {world.name!r} (seed {self._p["seed"]}), camera '
@@ -196,29 +189,15 @@ class SimWorldNode(Node):
     def _make_physics_timer(self) -> None:
         if self._physics_timer is not None:
             self.destroy_timer(self._physics_timer)
-        tick_hz = min(self._p['physics_rate_hz'] * self._p['speed'], MAX_TICK_HZ)
+        tick_hz = self._tick_hz = min(self._p['physics_rate_hz'] * self._p['speed'], MAX_TICK_HZ)
         self._physics_timer = self.create_timer(1.0 / tick_hz, self._on_physics,
                                                 self._physics_group, clock=self._steady)
 
-    def _validate_parameters(self, params: List[Parameter]) -> SetParametersResult:
-        for p in params:
-            if p.name == 'world_file':
-                seed = next((q.value for q in params if q.name == 'seed'), self._p['seed'])
-                try:
-                    make_world(str(p.value), int(seed), float(self._p['goal_tolerance_m']))
-                except WorldError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, params: List[Parameter]) -> None:
-        retime = False
+    def _apply_parameters(self, _values: Dict[str, Any]) -> None:
         with self._lock:
-            for p in params:
-                if p.name in self._p:
-                    self._p[p.name] = p.value
-                    retime |= p.name in ('speed', 'physics_rate_hz')
             self.sim.params = self._sim_params()
-        if retime:
+        tick_hz = min(self._p['physics_rate_hz'] * self._p['speed'], MAX_TICK_HZ)
+        if abs(tick_hz - self._tick_hz) > 1e-9:
             self._make_physics_timer()
 
     # ------------------------------------------------------------------ physics

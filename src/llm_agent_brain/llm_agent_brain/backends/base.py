@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict
 
-from llm_agent_brain.types import BackendError, Choice, Situation
+from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 BACKENDS = ('transformers', 'openai')
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict
 from llm_agent_brain import prompt
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.backends.base import BackendBase
-from llm_agent_brain.types import BackendError, Choice, Situation
+from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 LOG = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 1 << 20
@@ -42,7 +42,7 @@ class OpenAIBackend(BackendBase):
     def __init__(self, base_url: str = 'http://localhost:8000/v1', model: str = '',
                  api_key_env: str = 'OPENAI_API_KEY', timeout_s: float = 10.0,
                  max_retries: int = 2, retry_backoff_s: float = 0.2, guided: bool = True,
-                 margin_m: float = 0.5, max_instruction_chars: int = 500,
+                 margin_m: float = 0.3, max_instruction_chars: int = 500,
                  scenario: str = prompt.DEFAULT_SCENARIO, max_tokens: int = 96,
                  log: Callable[[str], None] = LOG.info) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from llm_agent_brain.types import BackendError, Choice, Situation
+from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 DEFAULT_MARGIN_M = 0.5
 # A turn smaller than this is a no-op for the base: offering it lets a weak model "decide"

@@ -15,13 +15,13 @@ import inspect
 import logging
 import os
 import threading
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from llm_agent_brain import compression, model_store, prompt
+from llm_agent_brain import model_store, prompt
+from llm_agent_brain import quantization as quant
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.backends.base import BackendBase
-from llm_agent_brain.types import BackendError, Choice, Situation
+from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 LOG = logging.getLogger(__name__)
 MODES = ('score', 'generate')
@@ -46,13 +46,13 @@ class TransformersBackend(BackendBase):
 
     def __init__(self, model: str = '', quantization: str = 'nf4', device: str = 'auto',
                  device_map: str = '', compute_dtype: str = 'auto', prune_amount: float = 0.0,
-                 model_cache_dir: str = '', mode: str = 'score', margin_m: float = 0.5,
+                 model_cache_dir: str = '', mode: str = 'score', margin_m: float = 0.3,
                  max_instruction_chars: int = 500, scenario: str = prompt.DEFAULT_SCENARIO,
                  max_new_tokens: int = 48, num_threads: int = 0, examples: bool = True,
                  log: Callable[[str], None] = LOG.info) -> None:
         super().__init__()
-        if quantization not in compression.QUANTIZATIONS:
-            raise ValueError(f'quantization must be one of {compression.QUANTIZATIONS}')
+        if quantization not in quant.QUANTIZATIONS:
+            raise ValueError(f'quantization must be one of {quant.QUANTIZATIONS}')
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
         self.model_name = model
@@ -70,7 +70,7 @@ class TransformersBackend(BackendBase):
         self.num_threads = num_threads
         self.examples = examples
         self._log = log
-        self.loaded: Optional[compression.LoadedModel] = None
+        self.loaded: Optional[quant.LoadedModel] = None
         self.path = ''
         self._load_lock = threading.Lock()
         self._prefix: Dict[str, Tuple[List[int], Any]] = {}
@@ -88,7 +88,7 @@ class TransformersBackend(BackendBase):
             try:
                 self.path = model_store.resolve_model(self.model_name, self.model_cache_dir,
                                                       log=self._log)
-                self.loaded = compression.load_model(
+                self.loaded = quant.load_model(
                     self.path, self.quantization, self.device, self.device_map,
                     self.compute_dtype, self.prune_amount, log=self._log)
             except Exception as exc:  # any loading failure: the node keeps answering fallback
@@ -113,7 +113,7 @@ class TransformersBackend(BackendBase):
         out.update({'model': self.path or self.model_name or '(packaged SmolLM2)',
                     'quantization': self.quantization, 'mode': self.mode,
                     'device': self.loaded.device if self.loaded else self.device})
-        out.update(compression.summary(self.loaded))
+        out.update(quant.summary(self.loaded))
         return out
 
     # ------------------------------------------------------------------ prompt
@@ -268,6 +268,3 @@ class TransformersBackend(BackendBase):
         text = self.generate_text(situation, catalog)
         return scoring.choice_from_answer(text, situation, catalog, self.margin_m, 'generated')
 
-
-def _elapsed_ms(t0: float) -> float:
-    return (time.monotonic() - t0) * 1000.0

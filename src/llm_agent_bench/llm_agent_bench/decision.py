@@ -1,0 +1,355 @@
+"""Section 2: decision latency by path. `agent/decide` round trips answered by the real decision
+node's rules, tree, cache and LLM, against a bare rclpy service echo on the same executor (the
+floor no ROS service beats); then, on the same model and situations, scored choice with the
+prefix cache against scoring without it and against free JSON generation."""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from llm_agent_brain.backends.scripted import ScriptedBackend
+from llm_agent_brain.decision_types import Situation
+from llm_agent_brain.node_params import backend_from_params
+
+from .core import BenchContext, Section, Table, busy_factor, figure, quantiles, ratio, save_plot
+
+TREE_INSTRUCTION = 'explore the room'      # warmed, then the tree is trained on it
+CACHE_INSTRUCTION = 'patrol the corridor'  # warmed after training: only the cache knows it
+PATHS = ('echo', 'rule', 'tree', 'cache', 'llm')
+MODES = (('scored_cached', 'scored choice + prefix cache'),
+         ('scored_nocache', 'scored choice, no prefix cache'),
+         ('generate', 'free JSON generation'))
+
+
+def features(rng: random.Random, **fixed: float) -> Dict[str, float]:
+    """A plausible scan summary with random ranges ahead and to the sides."""
+    f = dict(front_range=rng.uniform(0.5, 8), front_left_range=8.0, front_right_range=8.0,
+             left_range=rng.uniform(0.5, 8), right_range=rng.uniform(0.5, 8), rear_range=8.0,
+             goal_distance=5.0, goal_bearing=0.0, speed=0.2, yaw_rate=0.0)
+    f.update(fixed)
+    return f
+
+
+def path_rows(times: Dict[str, List[float]], wrong: Dict[str, int]) -> Dict[str, Dict[str, Any]]:
+    """Per path: n, median and p95 ms, ratios to the echo and to the LLM path (None without
+    one), and answers from the wrong source."""
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    rows = {}
+    for path, values in times.items():
+        if not values:
+            continue
+        q = quantiles(values, (95,))
+        rows[path] = {'n': len(values), 'median_ms': med[path], 'p95_ms': q['p95'],
+                      'x_echo': ratio(med[path], med['echo']) if 'echo' in med else None,
+                      'x_llm': ratio(med[path], med['llm']) if 'llm' in med else None,
+                      'wrong_source': int(wrong.get(path, 0))}
+    return rows
+
+
+def mode_rows(modes: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per LLM mode: n, median wall and CPU ms, their ratios to scored + prefix cache, share of
+    usable answers."""
+    base = {k: statistics.median(modes['scored_cached'][k]) for k in ('times_ms', 'cpu_ms')}
+    rows = {}
+    for key, m in modes.items():
+        median, cpu = statistics.median(m['times_ms']), statistics.median(m['cpu_ms'])
+        rows[key] = {'n': len(m['times_ms']), 'median_ms': median, 'median_cpu_ms': cpu,
+                     'x_scored_cached': ratio(median, base['times_ms']),
+                     'cpu_x_scored_cached': ratio(cpu, base['cpu_ms']),
+                     'usable_share': m['usable'] / len(m['times_ms']), 'skills': m['skills']}
+    return rows
+
+
+class DecideBench:
+    """The real decision node and a bare echo node on one executor; a client node calls them."""
+
+    def __init__(self, config_dir: str, data_dir: str) -> None:
+        import rclpy
+        from llm_agent_brain.decision_node import DecisionNode
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from llm_agent_interfaces.srv import Decide
+        self.context = Context()
+        # The node reads the same parameter file as `llm-agent up`; overrides below.
+        rclpy.init(args=['bench', '--ros-args', '--params-file',
+                         os.path.join(config_dir, 'brain.yaml')], context=self.context)
+        self.nodes: List[Any] = []
+        overrides = {
+            'data_dir': data_dir, 'rules_file': os.path.join(config_dir, 'rules.yaml'),
+            'skills_file': os.path.join(config_dir, 'skills.yaml'),
+            'cache_ttl_s': 86400.0,        # cached answers must outlive the run
+            'retrain_every_n': 100000,     # the tree is trained once, explicitly
+            'decision_timeout_s': 300.0,   # a slow LLM on a busy machine is timed, not a fallback
+            'execute_decisions': False}    # no actuation in this graph
+        try:
+            self.node = DecisionNode(backend=ScriptedBackend(), context=self.context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in overrides.items()])
+        except Exception:  # a bad config: leave no initialised context behind for later sections
+            rclpy.try_shutdown(context=self.context)
+            raise
+        self.nodes.append(self.node)
+        self.echo_node = rclpy.create_node('bench_echo', context=self.context)
+        self.echo_node.create_service(Decide, 'bench/echo', lambda req, resp: resp)
+        self.nodes.append(self.echo_node)
+        self.client_node = rclpy.create_node('bench_decide_client', context=self.context)
+        self.nodes.append(self.client_node)
+        self.server_exec = MultiThreadedExecutor(num_threads=4, context=self.context)  # as main()
+        self.server_exec.add_node(self.node)
+        self.server_exec.add_node(self.echo_node)
+        self.spin_thread = threading.Thread(target=self.server_exec.spin, daemon=True)
+        self.client_exec = SingleThreadedExecutor(context=self.context)
+        self.client_exec.add_node(self.client_node)
+        self.clients = {'echo': self.client_node.create_client(Decide, 'bench/echo'),
+                        'decide': self.client_node.create_client(Decide, 'agent/decide')}
+        self.Decide = Decide
+
+    def start(self) -> None:
+        self.spin_thread.start()
+        for name, cli in self.clients.items():
+            if not cli.wait_for_service(timeout_sec=20.0):
+                raise RuntimeError(f'service {name} did not appear within 20 s')
+
+    def request(self, sit: Situation) -> Any:
+        from llm_agent_interfaces.msg import Observation
+        req = self.Decide.Request()
+        req.observation = Observation(feature_names=list(sit.features), summary=sit.summary,
+                                      feature_values=[float(v) for v in sit.features.values()])
+        req.instruction = sit.instruction
+        return req
+
+    def call(self, service: str, sit: Situation, timeout_s: float = 600.0) -> Tuple[float, Any]:
+        """(round trip ms, response)."""
+        req = self.request(sit)
+        t0 = time.perf_counter()
+        fut = self.clients[service].call_async(req)
+        self.client_exec.spin_until_future_complete(fut, timeout_sec=timeout_s)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if not fut.done():
+            raise RuntimeError(f'{service} did not answer within {timeout_s:g} s')
+        return ms, fut.result()
+
+    def close(self) -> None:
+        import rclpy
+        self.server_exec.shutdown()
+        if self.spin_thread.is_alive():
+            self.spin_thread.join(timeout=10.0)
+        self.client_exec.shutdown()
+        for node in self.nodes:
+            node.destroy_node()  # the decision node joins its LLM worker here
+        rclpy.try_shutdown(context=self.context)
+
+
+def warm_fast_path(pipeline: Any, rng: random.Random, n: int) -> List[Situation]:
+    """Fill the node's tree and cache through its own pipeline with the scripted backend;
+    returns the cache instruction's situations that were answered (and cached) by it."""
+    for _ in range(n):
+        s = Situation(features(rng), '', TREE_INSTRUCTION)
+        pipeline.fast_decide(s) or pipeline.llm_decide(s)
+    pipeline.train_now()
+    cached = []
+    for _ in range(n):
+        s = Situation(features(rng), '', CACHE_INSTRUCTION)
+        if (pipeline.fast_decide(s) or pipeline.llm_decide(s)).source == 'llm':
+            cached.append(s)
+    return cached
+
+
+def measure_fast_paths(bench: DecideBench, makers: Dict[str, Callable[[], Situation]], rounds: int,
+                       times: Dict[str, List[float]], wrong: Counter, seen: Counter) -> None:
+    """Interleaved round trips per path (load changes hit every path alike)."""
+    for _ in range(10):  # warm the DDS paths
+        for path, make in makers.items():
+            bench.call('echo' if path == 'echo' else 'decide', make())
+    for _ in range(rounds):
+        for path, make in makers.items():
+            ms, resp = bench.call('echo' if path == 'echo' else 'decide', make())
+            times[path].append(ms)
+            if path != 'echo':
+                seen[resp.decision.source] += 1
+                wrong[path] += resp.decision.source != path
+
+
+def _ms(v: float) -> str:
+    return f'{v / 1000:.2f} s' if v >= 1000 else f'{v:.3g} ms'
+
+
+def _plot(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[str, Dict[str, Any]]) -> str:
+    fig, (ax, ax2) = figure(1, 2, figsize=(10, 4.4), gridspec_kw={'width_ratios': [5, 3]})
+    names = [p for p in PATHS if p in paths]
+    med = [paths[p]['median_ms'] for p in names]
+    err = [[0] * len(names), [paths[p]['p95_ms'] - paths[p]['median_ms'] for p in names]]
+    ax.bar(names, med, yerr=err, capsize=3,
+                  color=['grey', 'tab:green', 'tab:olive', 'tab:cyan', 'tab:red'][:len(names)])
+    for i, p in enumerate(names):  # above the p95 whisker
+        x_echo = paths[p]['x_echo']
+        ax.text(i, paths[p]['p95_ms'] * 1.15, f'{_ms(paths[p]["median_ms"])}\n'
+                f'{x_echo:.{0 if x_echo >= 10 else 2}f}x echo', ha='center', va='bottom', fontsize=7)
+    ax.set_yscale('log')
+    ax.set_ylim(top=max(paths[p]['p95_ms'] for p in names) * 8)
+    ax.set_ylabel('agent/decide round trip, ms (log; median, whisker p95)')
+    ax.set_title('Round trip by the path that answered')
+    if modes:
+        keys = [k for k, _ in MODES if k in modes]
+        bars = ax2.bar([dict(MODES)[k].replace(', ', ',\n').replace(' + ', ' +\n').replace('JSON ', 'JSON\n')
+                        for k in keys], [modes[k]['x_scored_cached'] for k in keys],
+                       color=['tab:red', 'tab:orange', 'tab:purple'][:len(keys)])
+        ax2.bar_label(bars, labels=[f'{modes[k]["x_scored_cached"]:.2g}x, {_ms(modes[k]["median_ms"])}\n'
+                                    f'usable {modes[k]["usable_share"]:.0%}' for k in keys], fontsize=7)
+        ax2.set_ylim(top=max(modes[k]['x_scored_cached'] for k in keys) * 1.25)
+        ax2.tick_params(axis='x', labelsize=7)
+        ax2.set_ylabel('time per decision x scored + prefix cache')
+        ax2.set_title('Same model: how the LLM answers')
+    else:
+        ax2.set_axis_off()
+    return save_plot(ctx, fig, 'decision_latency_paths.png')
+
+
+def run(ctx: BenchContext) -> Section:
+    from llm_agent_brain.decision_types import BackendError
+    from llm_agent_bringup.graph import default_config_dir
+
+    from llm_agent_bench.model_bench import SITUATIONS, compare_modes, quiet_model_logs
+    quiet_model_logs()
+    config_dir = ctx.config_dir or default_config_dir()
+    rounds, warm_n = ctx.pick(40, 300), ctx.pick(150, 300)
+    # Quick: each mode costs seconds per call on 2 cores (section budget 45 s).
+    llm_calls, mode_n = ctx.pick(2, 8), ctx.pick(1, len(SITUATIONS))
+    rng = random.Random(0)
+    data_dir = tempfile.mkdtemp(prefix='bench_decision_')
+    times: Dict[str, List[float]] = {p: [] for p in PATHS}
+    wrong: Counter = Counter()
+    seen: Counter = Counter()
+    notes: List[str] = []
+    backend: Optional[Any] = None
+    llm_info: Dict[str, Any] = {}
+    bench = DecideBench(config_dir, data_dir)
+    try:
+        ctx.log('  warming the tree and the cache (scripted backend) ...')
+        cached = warm_fast_path(bench.node.pipeline, rng, warm_n)
+        makers = {'echo': lambda: Situation(features(rng), '', TREE_INSTRUCTION),
+                  'rule': lambda: Situation(features(rng, front_range=0.3), '', TREE_INSTRUCTION),
+                  'tree': lambda: Situation(features(rng, front_range=rng.uniform(3, 8)), '',
+                                            TREE_INSTRUCTION),
+                  'cache': lambda: rng.choice(cached)}
+        bench.start()
+        ctx.log(f'  {rounds} interleaved round trips per fast path ...')
+        measure_fast_paths(bench, makers, rounds, times, wrong, seen)
+        ctx.log('  loading the real model the node is configured with ...')
+        backend = backend_from_params(bench.node.params.values)  # what the node would load
+        t0 = time.perf_counter()
+        try:
+            backend.load()
+        except BackendError as exc:
+            notes.append(f'LLM row missing: the model could not load here: {exc}')
+            backend = None
+        if backend is not None:
+            llm_info = {'load_s': time.perf_counter() - t0, **backend.info()}
+            bench.node.backend = bench.node.pipeline.backend = backend
+            ctx.log(f'  {llm_calls} LLM round trips (+1 warm-up) ...')
+            for i in range(llm_calls + 1):
+                bench.node.pipeline.clear_cache()  # no cached answer: the model must decide
+                ms, resp = bench.call('decide', SITUATIONS[i % len(SITUATIONS)])
+                seen[resp.decision.source] += 1
+                if i:  # the first call pays the one-off prefix cache build
+                    times['llm'].append(ms)
+                    wrong['llm'] += resp.decision.source != 'llm'
+        stats = bench.node.pipeline.stats()
+    finally:
+        bench.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    modes: Dict[str, Dict[str, Any]] = {}
+    if backend is not None:
+        ctx.log(f'  LLM answering modes on {mode_n} situations ...')
+        modes = mode_rows(compare_modes(backend, bench.node.catalog, SITUATIONS[:mode_n]))
+    paths = path_rows(times, wrong)
+    return _section(ctx, paths, modes, llm_info, dict(seen), stats, notes, rounds, warm_n,
+                    len(cached))
+
+
+def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[str, Dict[str, Any]],
+             llm_info: Dict[str, Any], seen: Dict[str, int], stats: Dict[str, float],
+             notes: List[str], rounds: int, warm_n: int, n_cached: int) -> Section:
+    model = (f'SmolLM2-135M {llm_info.get("quantization", "?")}' if llm_info else 'no model')
+    answered = {'echo': 'bare rclpy echo (floor)', 'rule': 'safety/heuristic rule',
+                'tree': 'distilled decision tree', 'cache': 'exact cache',
+                'llm': f'LLM ({model}, scored)'}
+    rows = [[p, answered[p], r['n'], r['median_ms'], r['p95_ms'], r['x_echo'], r['x_llm'],
+             r['wrong_source']] for p, r in ((p, paths[p]) for p in PATHS if p in paths)]
+    tables = [Table('agent/decide round trip by the path that answered: ratios to the bare echo '
+                    'and to the LLM path', ['path', 'answered by', 'n', 'median ms', 'p95 ms',
+                                            'x echo', 'x LLM', 'wrong source'], rows)]
+    findings = []
+    fast = [p for p in ('rule', 'tree', 'cache') if p in paths]
+    if fast:
+        x_echo = [paths[p]['x_echo'] for p in fast]
+        medians = ' / '.join(f'{paths[p]["median_ms"]:.2f}' for p in fast)
+        findings.append(
+            f'{" / ".join(fast)} answer in {medians} '
+            f'ms median over DDS, {min(x_echo):.2f}-{max(x_echo):.2f}x the bare service echo '
+            f'({paths["echo"]["median_ms"]:.2f} ms)' +
+            (f' and {max(paths[p]["x_llm"] for p in fast):.4f}x or less of the LLM path'
+             if 'llm' in paths else ''))
+    if 'llm' in paths:
+        findings.append(f'LLM path ({model}) through the real node: {paths["llm"]["median_ms"]:.0f} ms '
+                        f'median, {paths["llm"]["x_echo"]:.0f}x the echo')
+    n_wrong = sum(r['wrong_source'] for r in paths.values())
+    findings.append(f'answers from the wrong source: {n_wrong} of '
+                    f'{sum(r["n"] for p, r in paths.items() if p != "echo")}')
+    busy = busy_factor([m['median_ms'] for m in modes.values()],
+                       [m['median_cpu_ms'] for m in modes.values()]) if modes else None
+    if modes:
+        g, nc = modes['generate'], modes['scored_nocache']
+        findings.append(f'free JSON generation takes {g["x_scored_cached"]:.1f}x the time of scored '
+                        f'choice with the prefix cache ({g["median_ms"]:.0f} vs '
+                        f'{modes["scored_cached"]["median_ms"]:.0f} ms; CPU time '
+                        f'{g["cpu_x_scored_cached"]:.1f}x) and gave a usable answer in '
+                        f'{round(g["usable_share"] * g["n"])}/{g["n"]} situation(s); scoring without '
+                        f'the prefix cache takes {nc["x_scored_cached"]:.1f}x (CPU '
+                        f'{nc["cpu_x_scored_cached"]:.1f}x)')
+        if busy > 1.5:
+            notes.append(f'This machine was busy: model calls took {busy:.1f}x their CPU time in wall '
+                         'time (one torch thread: about 1x when idle); trust the CPU-time ratios.')
+        tables.append(Table(f'LLM answering modes, same model ({model}), same {g["n"]} situation(s): '
+                            'ratios to scored choice + prefix cache',
+                            ['mode', 'n', 'median ms', 'x scored + cache', 'CPU ms', 'CPU x scored + cache',
+                             'usable answers'],
+                            [[name, modes[k]['n'], modes[k]['median_ms'], modes[k]['x_scored_cached'],
+                              modes[k]['median_cpu_ms'], modes[k]['cpu_x_scored_cached'],
+                              f'{modes[k]["usable_share"]:.0%}'] for k, name in MODES]))
+    notes = [
+        'The real decision node (llm_agent_brain.decision_node.DecisionNode) runs in this process '
+        'on one MultiThreadedExecutor (4 threads, as its main()) with a bare echo node serving the '
+        'same Decide type; the client is a third node on its own executor; all over Fast DDS on '
+        'loopback. Parameters: the config\'s brain.yaml, with data_dir a temporary folder, '
+        'cache_ttl_s 86400 (cached answers outlive the run), retrain_every_n 100000 (the tree is '
+        'trained once, before measuring), decision_timeout_s 300 (a slow LLM answer on a busy '
+        'machine is timed, not turned into a fallback) and execute_decisions false (no actuation).',
+        f'Stand-in: the tree and the cache are warmed through the node\'s own pipeline by a scripted '
+        f'backend (forward when clear ahead, else turn to the open side), {warm_n} decisions for '
+        f'"{TREE_INSTRUCTION}" (the tree is trained on them) and {warm_n} for "{CACHE_INSTRUCTION}" '
+        f'(after training, so only the cache knows it; {n_cached} cached); the real model would '
+        'take minutes to produce as many. The LLM row then swaps in the backend the node builds '
+        'from its parameters (the packaged model), clears the caches before each call so the '
+        'model decides, and does not count the first call (it builds the prefix cache).',
+        'The answering modes are timed on the loaded backend directly (no ROS), the three modes in '
+        'turn for each situation; CPU ms is the deciding thread\'s CPU time, which load from other '
+        'processes does not inflate; "usable" = an allowed skill with usable parameters.',
+    ] + notes
+    data = {'paths': paths, 'modes': modes, 'llm_backend': llm_info, 'sources_seen': seen,
+            'llm_busy_factor': busy,
+            'rounds': rounds, 'warm_decisions': warm_n, 'cached_situations': n_cached,
+            'pipeline': {k: v for k, v in stats.items()
+                         if k.startswith(('tree_', 'exact_', 'semantic_', 'decisions_', 'llm_share'))}}
+    return Section('decision_latency', 'Decision latency by path',
+                   'a bare rclpy service echo of the same Decide type on the same executor',
+                   tables=tables, plots=[_plot(ctx, paths, modes)], findings=findings, notes=notes,
+                   data=data)

@@ -1,0 +1,135 @@
+"""Which decision the LLM works on next, and when a waiting one becomes a fallback (no rclpy).
+
+Topic decisions (agent/observation) are coalesced: only the newest waits, and it keeps the
+oldest waiting deadline, so a stream of observations cannot starve the robot of decisions while
+the model is busy. A fast-path decision supersedes a waiting topic decision (its late answer
+would interrupt the newer skill). Service decisions (agent/decide) queue in order, each with
+its own deadline. The clock is injected: tests drive it without sleeping.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional
+
+from llm_agent_brain.decision_types import Choice, Situation
+
+TOPIC, SERVICE = 'topic', 'service'
+
+
+@dataclass
+class Job:
+    """One decision waiting for the model."""
+
+    situation: Situation
+    stamp: Any
+    frame_id: str
+    t0: float
+    deadline: float
+    kind: str  # TOPIC | SERVICE
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Optional[Choice] = None
+    expired: bool = False
+
+
+class LlmScheduler:
+    """Jobs for one LLM worker: submit, take the next, finish, expire the overdue."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.counters: Dict[str, int] = {'coalesced': 0, 'superseded': 0, 'deadline_missed': 0}
+        self._cv = threading.Condition()
+        self._latest: Optional[Job] = None
+        self._requests: Deque[Job] = deque()
+        self._inflight: Optional[Job] = None
+        self._stopped = False
+
+    def submit_topic(self, situation: Situation, stamp: Any, frame_id: str, t0: float,
+                     timeout_s: float) -> Job:
+        """Queue a topic decision; an older one still waiting is dropped (its deadline kept)."""
+        deadline = t0 + timeout_s
+        with self._cv:
+            if self._latest is not None:
+                self.counters['coalesced'] += 1
+                if not self._latest.expired:
+                    deadline = min(deadline, self._latest.deadline)
+                self._latest.expired = True
+            job = Job(situation, stamp, frame_id, t0, deadline, TOPIC)
+            self._latest = job
+            self._cv.notify()
+        return job
+
+    def submit_service(self, situation: Situation, stamp: Any, frame_id: str, t0: float,
+                       timeout_s: float) -> Job:
+        """Queue a service decision with its own deadline."""
+        job = Job(situation, stamp, frame_id, t0, t0 + timeout_s, SERVICE)
+        with self._cv:
+            self._requests.append(job)
+            self._cv.notify()
+        return job
+
+    def supersede_topic(self) -> None:
+        """A newer observation was decided on the fast path: waiting topic jobs are moot."""
+        with self._cv:
+            for job in (self._latest, self._inflight):
+                if job is not None and job.kind == TOPIC and not job.expired:
+                    job.expired = True
+                    self.counters['superseded'] += 1
+            self._latest = None
+
+    def next_job(self, block: bool = True) -> Optional[Job]:
+        """The next live job for the worker (in flight from now); None once stopped or idle."""
+        while True:
+            with self._cv:
+                while block and not self._stopped and not self._requests and self._latest is None:
+                    self._cv.wait()
+                if self._stopped or (not self._requests and self._latest is None):
+                    return None
+                job = self._requests.popleft() if self._requests else self._latest
+                if job is self._latest:
+                    self._latest = None
+                if job.expired or self.clock() > job.deadline:
+                    job.done.set()  # a service caller waiting on it gives up at its deadline
+                    continue
+                self._inflight = job
+                return job
+
+    def finish(self, job: Job, choice: Choice) -> bool:
+        """Record the model's answer; True when it is still wanted (not expired meanwhile)."""
+        with self._cv:
+            if self._inflight is job:
+                self._inflight = None
+            late = job.expired
+        job.result = choice
+        job.done.set()
+        return not late
+
+    def expire_due(self) -> List[Job]:
+        """Topic jobs past their deadline, marked expired: each now gets a fallback."""
+        now = self.clock()
+        with self._cv:
+            due = [j for j in (self._inflight, self._latest) if j is not None
+                   and j.kind == TOPIC and not j.expired and now > j.deadline]
+            for j in due:
+                j.expired = True
+            self.counters['deadline_missed'] += len(due)
+        return due
+
+    def give_up(self, job: Job) -> None:
+        """A service caller stopped waiting at its deadline."""
+        with self._cv:
+            job.expired = True
+            self.counters['deadline_missed'] += 1
+
+    def pending(self) -> int:
+        """Jobs waiting or in flight."""
+        with self._cv:
+            return len(self._requests) + (self._latest is not None) + (self._inflight is not None)
+
+    def stop(self) -> None:
+        """Wake the worker and make it return."""
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()

@@ -1,0 +1,1 @@
+"""The llm-agent command."""

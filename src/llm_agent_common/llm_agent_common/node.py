@@ -1,0 +1,358 @@
+"""The node toolkit of every package: parameters, QoS, diagnostics, bad inputs, a worker, run_node."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dataclass_fields
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from .stats import Percentiles, RateMeter, compression_ratio
+
+
+def sensor_qos(depth: int = 1) -> QoSProfile:
+    """Best effort, keep-last `depth`: a slow consumer gets the newest frame, never a queue."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def latched_qos() -> QoSProfile:
+    """Reliable, transient-local, depth 1: late joiners get the last message (e.g. goal_pose)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a node: the suite's single way to declare one.
+
+    `range` bounds numbers (inclusive), `allowed` lists the accepted values, `check` returns ''
+    for a fine value or the reason it is not. `read_only` parameters are fixed at start-up
+    (a `ros2 param set` is refused and says so); the others are validated and applied live:
+    the node reads them from `Params` when it uses them, or in its `on_change` callback.
+    """
+
+    name: str
+    default: Any
+    description: str
+    range: Optional[Tuple[float, float]] = None
+    allowed: Optional[Sequence[Any]] = None
+    check: Optional[Callable[[Any], str]] = None
+    read_only: bool = False
+
+    def problem(self, value: Any) -> str:
+        """'' when `value` is acceptable, else why not."""
+        if self.allowed is not None and value not in self.allowed:
+            return f'{self.name} must be one of {list(self.allowed)}, got {value!r}'
+        if self.range is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lo, hi = self.range
+            if not lo <= value <= hi:  # also refuses NaN
+                return f'{self.name}={value!r} is outside [{lo:g}, {hi:g}]'
+        if self.check is not None:
+            return self.check(value)
+        return ''
+
+    def descriptor(self) -> ParameterDescriptor:
+        """The ParameterDescriptor `ros2 param describe` shows."""
+        desc = ParameterDescriptor(name=self.name, description=self.description,
+                                   read_only=self.read_only)
+        if self.allowed is not None:
+            desc.additional_constraints = 'one of: ' + ', '.join(map(str, self.allowed))
+        if self.range is not None and not isinstance(self.default, bool):
+            lo, hi = self.range
+            if isinstance(self.default, int):
+                desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+            elif isinstance(self.default, float):
+                desc.floating_point_range = [FloatingPointRange(
+                    from_value=float(lo), to_value=float(hi), step=0.0)]
+        if isinstance(self.default, (list, tuple)):
+            desc.type = Parameter.Type.STRING_ARRAY.value
+        return desc
+
+
+def params_from_dataclass(cls: Any, read_only: bool = True) -> List[Param]:
+    """Params of a config dataclass whose fields carry description/min/max/choices metadata."""
+    out = []
+    for f in dataclass_fields(cls):
+        md = f.metadata
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        rng = (md['min'], md['max']) if 'min' in md and 'max' in md else None
+        out.append(Param(f.name, default, md.get('description', f.name), range=rng,
+                         allowed=md.get('choices'), read_only=read_only))
+    return out
+
+
+class Params:
+    """Declare a node's parameters, refuse invalid or read-only changes, keep the current values."""
+
+    def __init__(self, node: Node, specs: Iterable[Param],
+                 on_change: Optional[Callable[[Dict[str, Any]], None]] = None) -> None:
+        self._specs = {s.name: s for s in specs}
+        self._on_change = on_change
+        self.values: Dict[str, Any] = {}
+        self._declared = False  # rclpy runs the callback for declarations too
+        node.add_on_set_parameters_callback(self._validate)
+        for spec in self._specs.values():
+            default = spec.default
+            if isinstance(default, (list, tuple)):
+                # An empty list has no type of its own: declare it as a string array.
+                default = [str(x) for x in default] or Parameter.Type.STRING_ARRAY
+            value = node.declare_parameter(spec.name, default, spec.descriptor()).value
+            if isinstance(spec.default, (list, tuple)):
+                value = list(value) if value is not None else []
+            problem = spec.problem(value)
+            if problem:
+                raise ValueError(f'parameter {problem}')
+            self.values[spec.name] = value
+        self._declared = True
+        node.add_post_set_parameters_callback(self._store)
+
+    def _validate(self, params) -> SetParametersResult:
+        for p in params:
+            spec = self._specs.get(p.name)
+            if spec is None:
+                continue
+            if spec.read_only and self._declared:
+                return SetParametersResult(successful=False, reason=(
+                    f'{p.name} is read-only: it is fixed at start-up (restart the node with '
+                    f'the new value)'))
+            problem = spec.problem(p.value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
+    def _store(self, params) -> None:
+        changed = False
+        for p in params:
+            if p.name in self._specs:
+                self.values[p.name] = p.value
+                changed = True
+        if changed and self._on_change is not None:
+            self._on_change(self.values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+class BadInputs:
+    """Count bad inputs by kind and log them, throttled so a flood does not flood the log."""
+
+    def __init__(self, node: Node, throttle_s: float = 5.0) -> None:
+        self._logger = node.get_logger()
+        self._throttle_s = throttle_s
+        self._last_log: Dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.counts: Dict[str, int] = {}
+
+    def report(self, kind: str, detail: str) -> None:
+        """Count one bad input of this kind; log at most once per throttle period per kind."""
+        now = time.monotonic()
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            total = self.counts[kind]
+            due = now - self._last_log.get(kind, -1e9) >= self._throttle_s
+            if due:
+                self._last_log[kind] = now
+        if due:
+            self._logger.warning(f'bad input ({kind}, {total} so far): {detail}; nothing published')
+
+    @property
+    def total(self) -> int:
+        """Return the number of bad inputs seen."""
+        with self._lock:
+            return sum(self.counts.values())
+
+
+@dataclass
+class StreamStats:
+    """Figures of one in -> out stream, as shown on diagnostics.
+
+    `work` names what each message costs (encode, decode, detect, filter): the diagnostics key
+    of its time percentiles, `<work>_time_p50_ms`.
+    """
+
+    work: str = 'encode'
+    rate_in: RateMeter = field(default_factory=RateMeter)
+    rate_out: RateMeter = field(default_factory=RateMeter)
+    work_ms: Percentiles = field(default_factory=Percentiles)
+    dropped: int = 0
+
+    def key_values(self) -> Dict[str, str]:
+        """Return rates, bytes, ratio, encode time percentiles and drops."""
+        hz_in, bps_in = self.rate_in.rates()
+        hz_out, bps_out = self.rate_out.rates()
+        kv = {
+            'rate_in_hz': f'{hz_in:.2f}', 'rate_out_hz': f'{hz_out:.2f}',
+            'bytes_in_per_s': f'{bps_in:.0f}', 'bytes_out_per_s': f'{bps_out:.0f}',
+            'bytes_in_total': str(self.rate_in.total_bytes),
+            'bytes_out_total': str(self.rate_out.total_bytes),
+            'messages_in': str(self.rate_in.total_count),
+            'messages_out': str(self.rate_out.total_count),
+            'compression_ratio':
+                f'{compression_ratio(self.rate_in.total_bytes, self.rate_out.total_bytes):.2f}',
+            'frames_dropped': str(self.dropped),
+        }
+        kv.update(self.work_ms.summary(f'{self.work}_time'))
+        return kv
+
+
+class ThrottledLog:
+    """Log lines by kind, at most once per period each, so that a flood does not flood the log.
+
+    The key names the kind of event (a fixed string), never its changing text.
+    """
+
+    def __init__(self, logger: Any, period_s: float = 2.0) -> None:
+        self._logger = logger
+        self._period_s = period_s
+        self._last: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _due(self, key: str, period_s: Optional[float]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -1e18) < (self._period_s if period_s is None else period_s):
+                return False
+            self._last[key] = now
+            return True
+
+    # One call site per severity: rclpy refuses a call site that changes severity.
+    def info(self, key: str, text: str, period_s: Optional[float] = None) -> None:
+        if self._due(key, period_s):
+            self._logger.info(text)
+
+    def warning(self, key: str, text: str, period_s: Optional[float] = None) -> None:
+        if self._due(key, period_s):
+            self._logger.warning(text)
+
+    def error(self, key: str, text: str, period_s: Optional[float] = None) -> None:
+        if self._due(key, period_s):
+            self._logger.error(text)
+
+
+class Diagnostics:
+    """Publish one DiagnosticStatus named after the node on `diagnostics`, about once a second.
+
+    `status` returns (ok, message); without it the level is OK unless bad inputs arrived since
+    the last report (WARN).
+    """
+
+    def __init__(self, node: Node, values: Callable[[], Dict[str, Any]],
+                 bad: Optional[BadInputs] = None, period_s: float = 1.0, callback_group=None,
+                 status: Optional[Callable[[], Tuple[bool, str]]] = None) -> None:
+        self._node = node
+        self._values = values
+        self._bad = bad
+        self._status = status
+        self._pub = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self._last_bad = 0
+        self._timer = node.create_timer(period_s, self.publish, callback_group=callback_group)
+
+    def publish(self) -> None:
+        """Publish the current figures and the node's level."""
+        status = DiagnosticStatus(name=self._node.get_name(),
+                                  hardware_id=self._node.get_fully_qualified_name())
+        try:
+            kv = dict(self._values())
+        except Exception as exc:  # noqa: BLE001 - a figure that fails must not stop the report
+            kv = {'figures_error': f'{type(exc).__name__}: {exc}'}
+        ok, message = self._status() if self._status is not None else (True, 'ok')
+        if self._bad is not None:
+            bad_total = self._bad.total
+            kv['bad_inputs'] = str(bad_total)
+            for kind, count in sorted(self._bad.counts.items()):
+                kv[f'bad_inputs_{kind}'] = str(count)
+            if bad_total > self._last_bad and ok:
+                message = 'bad inputs seen'
+            self._last_bad = bad_total
+        status.level = DiagnosticStatus.OK if ok and message != 'bad inputs seen' \
+            else DiagnosticStatus.WARN
+        status.message = message
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        self._pub.publish(msg)
+
+
+class LatestWorker:
+    """A thread that processes only the newest submitted item; older unprocessed ones are dropped."""
+
+    def __init__(self, handler: Callable[[Any], None], name: str = 'worker',
+                 on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+        self._handler = handler
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has_item = False
+        self._stop = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any) -> None:
+        """Hand over an item, replacing (and counting as dropped) one not yet started."""
+        with self._cond:
+            if self._has_item:
+                self.dropped += 1
+            self._item, self._has_item = item, True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._has_item and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                item, self._item, self._has_item = self._item, None, False
+            try:
+                self._handler(item)
+            except Exception as exc:  # a bad frame must not kill the worker
+                if self._on_error is not None:
+                    self._on_error(exc)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread after its current item."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout_s)
+
+
+def run_node(make_node: Callable[[], Node], args=None, threads: int = 2) -> int:
+    """Init rclpy, spin the node on a MultiThreadedExecutor, and shut down cleanly on Ctrl-C."""
+    rclpy.init(args=args)
+    node = None
+    executor = None
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        close = getattr(node, 'close', None)
+        if close is not None:
+            close()  # stop worker threads first, so none publishes on a destroyed node
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+package_name = 'llm_agent_samples'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='LLM agent maintainers',
+    maintainer_email='maintainers@llm-agent.dev',
+    description=(
+        'Real photographs and a real depth map (from scikit-image, nothing downloads) for '
+        'the perception tests and the benchmark.'
+    ),
+    license='Apache-2.0',
+    extras_require={'test': ['pytest', 'hypothesis']},
+    entry_points={
+        'console_scripts': [],
+    },
+)
