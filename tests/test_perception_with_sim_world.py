@@ -5,7 +5,7 @@ import pytest
 
 from llm_agent_perception import features
 
-sim_world_node = pytest.importorskip('llm_agent_sim.sim_world_node')
+from llm_agent_sim import sim_world_node
 
 
 def test_observer_sees_red_target_ahead_in_room_world(ros_context, spin_until):
