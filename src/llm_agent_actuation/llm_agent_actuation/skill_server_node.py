@@ -77,6 +77,14 @@ PARAMETERS: List[Param] = [
     Param('diagnostics_period_s', 1.0, 'period of the diagnostics status', range=(0.1, 60.0), read_only=True),
 ]
 
+# SkillConfig field -> the parameter that sets it.
+SKILL_CONFIG_PARAMS = {
+    'max_linear_mps': 'max_linear_speed_mps', 'max_angular_rps': 'max_angular_speed_rps',
+    'safety_distance_m': 'safety_distance_m', 'position_tolerance_m': 'position_tolerance_m',
+    'angle_tolerance_rad': 'angle_tolerance_rad', 'target_size_stop': 'target_size_stop',
+    'observation_timeout_s': 'observation_timeout_s', 'speech_chars_per_s': 'speech_chars_per_s',
+    'approach_speed_mps': 'approach_speed_mps',
+}
 
 _KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1000,
                        reliability=ReliabilityPolicy.RELIABLE)
@@ -113,12 +121,7 @@ class SkillServer(Node):
         self.watchdog = Watchdog(p['watchdog_timeout_s'])
         self.stats = ServerStats()
         self.approvals = ApprovalBook()
-        config = SkillConfig(
-            max_linear_mps=p['max_linear_speed_mps'], max_angular_rps=p['max_angular_speed_rps'],
-            safety_distance_m=p['safety_distance_m'], position_tolerance_m=p['position_tolerance_m'],
-            angle_tolerance_rad=p['angle_tolerance_rad'], target_size_stop=p['target_size_stop'],
-            observation_timeout_s=p['observation_timeout_s'],
-            speech_chars_per_s=p['speech_chars_per_s'], approach_speed_mps=p['approach_speed_mps'])
+        config = SkillConfig(**{f: p[name] for f, name in SKILL_CONFIG_PARAMS.items()})
         self.exec = Executive(self.catalog, config, self.guard, self.stats, p['max_active_goals'])
         for name in self.catalog.names:   # fail early on a plugin that does not load
             try:

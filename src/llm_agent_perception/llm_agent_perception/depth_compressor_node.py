@@ -28,7 +28,8 @@ PARAMS = [
           range=(0.1, 100.0)),
     Param('depth_quantization', 100.0, '32FC1 only: inverse-depth quantization parameter '
           '(the stock plugin default; larger = finer near range)', range=(1.0, 10000.0)),
-    Param('png_level', 9, 'PNG compression level 0..9 (the stock plugin default is 9)',
+    Param('png_level', 1, 'PNG compression level 0..9 (the stock plugin default 9 encodes ~50x '
+          'slower for ~17% fewer bytes; every level is stock-readable)',
           range=(0, 9)),
     Param('zstd_level', 1, 'zstd level for format zstd (1 = fastest)', range=(1, 19)),
 ]
