@@ -11,7 +11,6 @@ import os
 
 import pytest
 import yaml
-
 from llm_agent_bringup.graph import load_graph
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))

@@ -4,7 +4,6 @@ import math
 import pytest
 
 from llm_agent_perception import features
-
 from llm_agent_sim import sim_world_node
 
 

@@ -3,7 +3,6 @@ import math
 from dataclasses import dataclass, field
 
 import pytest
-
 from llm_agent_common.angles import wrap_angle, yaw_from_quaternion
 from llm_agent_common.features import FEATURE_NAMES, SECTOR_NAMES
 from llm_agent_common.node import Param, params_from_dataclass

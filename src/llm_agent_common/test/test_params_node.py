@@ -1,9 +1,8 @@
 """One parameter mechanism on a real rclpy node: live changes validated and applied, read-only
 ones refused with the reason, out-of-range ones refused."""
+from llm_agent_common.node import Param, Params
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-
-from llm_agent_common.node import Param, Params
 
 
 def test_live_read_only_and_out_of_range(ros_context):

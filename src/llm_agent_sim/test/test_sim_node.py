@@ -8,9 +8,7 @@ import time
 
 import numpy as np
 import pytest
-
 import rclpy
-
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from llm_agent_sim.sim_world_node import SimWorldNode  # noqa: E402
