@@ -19,8 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
-from llm_agent_common.config import installed_config
+from llm_agent_common.config import installed_config, read_yaml
 
 from llm_agent_brain.decision_types import Choice, Situation
 
@@ -346,13 +345,7 @@ def parse_rules(data: Any, catalog: Any, path: str = '<rules>') -> RuleSet:
 
 def load_rules(path: str, catalog: Any) -> RuleSet:
     """Load and compile a rules file; raise RulesError naming the file and the field."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise RulesError(f'{path}: cannot read: {exc}') from exc
-    except yaml.YAMLError as exc:
-        raise RulesError(f'{path}: not valid YAML: {exc}') from exc
+    data = read_yaml(path, RulesError)
     return parse_rules(data, catalog, path)
 
 

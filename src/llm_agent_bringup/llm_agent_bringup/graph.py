@@ -9,8 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import yaml
-from llm_agent_common.config import installed_config
+from llm_agent_common.config import installed_config, read_yaml
 
 
 class GraphError(ValueError):
@@ -59,13 +58,7 @@ def load_graph(config_dir: Optional[str] = None) -> List[NodeEntry]:
     """Read graph.yaml from `config_dir`; errors name the file and the field."""
     config_dir = config_dir or default_config_dir()
     path = os.path.join(config_dir, 'graph.yaml')
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise GraphError(f'{path}: cannot read: {exc}') from exc
-    except yaml.YAMLError as exc:
-        raise GraphError(f'{path}: not valid YAML: {exc}') from exc
+    data = read_yaml(path, GraphError)
     nodes = data.get('nodes') if isinstance(data, dict) else None
     if not isinstance(nodes, list) or not nodes:
         raise GraphError(f'{path}: needs a non-empty list `nodes`')

@@ -10,9 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-import yaml
-
-from llm_agent_common.config import installed_config
+from llm_agent_common.config import installed_config, read_yaml
 
 _TYPES = {'float': (int, float), 'int': (int,), 'str': (str,), 'bool': (bool,)}
 
@@ -141,13 +139,7 @@ def _param_spec(path: str, skill: str, name: str, raw: Any) -> ParamSpec:
 def load_catalog(path: Optional[str] = None) -> SkillCatalog:
     """Load a skill catalogue file (default: the installed config/skills.yaml)."""
     path = path or default_catalog_path()
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise CatalogError(f'{path}: cannot read: {exc}') from exc
-    except yaml.YAMLError as exc:
-        raise CatalogError(f'{path}: not valid YAML: {exc}') from exc
+    data = read_yaml(path, CatalogError)
     if not isinstance(data, dict) or not isinstance(data.get('skills'), dict) or not data['skills']:
         raise CatalogError(f'{path}: needs a non-empty mapping `skills`')
     skills = {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Type
 
 CONFIG_PACKAGE = 'llm_agent_bringup'
 
@@ -24,3 +25,15 @@ def installed_config(*parts: str) -> str:
             f'{CONFIG_PACKAGE} is not installed, so there is no default '
             f'{os.path.join("config", *parts)}: pass its path in the node\'s parameter') from exc
     return os.path.join(share, 'config', *parts)
+
+
+def read_yaml(path: str, error: Type[Exception]) -> Any:
+    """The YAML document in `path`; `error('<path>: cannot read / not valid YAML: ...')` else."""
+    import yaml
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.safe_load(f)
+    except OSError as exc:
+        raise error(f'{path}: cannot read: {exc}') from exc
+    except yaml.YAMLError as exc:
+        raise error(f'{path}: not valid YAML: {exc}') from exc
