@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
-from llm_agent_bringup.graph import clock_topic, default_config_dir, load_graph, select
+from llm_agent_bringup.client import AgentClient
+from llm_agent_bringup.graph import default_config_dir, load_graph, select
 from llm_agent_bringup.launcher import Launcher
 from llm_agent_bringup.sim_config import GENERATED, world_for_plot
 
@@ -158,82 +159,39 @@ def plot_episode(episode: Episode, path: str, world=None) -> None:
     plt.close(fig)
 
 
-class Monitor:
-    """An rclpy node in this process that resets episodes and records what the graph does."""
+class EpisodeRecorder:
+    """Record each episode from what an AgentClient hears: events, decisions, the trajectory."""
 
-    def __init__(self, namespace: str):
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseStamped
-        from nav_msgs.msg import Odometry
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from rclpy.qos import (
-            DurabilityPolicy,
-            QoSProfile,
-            ReliabilityPolicy,
-            qos_profile_sensor_data,
-        )
-        from std_msgs.msg import String
-        from std_srvs.srv import Trigger
-
-        from llm_agent_interfaces.msg import Decision
-
-        self.context = Context()
-        rclpy.init(context=self.context)
-        cli_args = ['--ros-args', '-r', f'/clock:={clock_topic(namespace)}'] if namespace else None
-        self.node = rclpy.create_node(
-            'demo_monitor', namespace=namespace, context=self.context, cli_args=cli_args,
-            parameter_overrides=[Parameter('use_sim_time', value=True)])
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
+    def __init__(self, client: AgentClient):
+        self.client = client
+        self.lock = client.lock
         self.episode: Optional[Episode] = None
         # Sim time of the episode's reset, from the world's own `reset` event: the reset answer
         # reaches us later, while the skill running before it keeps driving, and timing from
         # the answer gave a brain that was already moving a head start.
         self.episode_start: Optional[float] = None
-        self.decisions_seen = 0
-        self.brain_ready = False  # decision_node's diagnostics said OK: model loaded (or none)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.instruction_pub = self.node.create_publisher(String, 'agent/instruction', latched)
-        self.reset_client = self.node.create_client(Trigger, 'sim/reset')
-        self.node.create_subscription(String, 'sim/events', self._on_event, 50)
-        self.node.create_subscription(Decision, 'agent/decision', self._on_decision, 50)
-        self.node.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
-        self.node.create_subscription(PoseStamped, 'goal_pose', self._on_goal, latched)
-        self.node.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, 10)
-        self.goal: Optional[List[float]] = None
-        self.events: List[dict] = []
-        self._String = String
-        self._spin = threading.Thread(target=self._spin_forever, daemon=True)
-        self._spin.start()
+        client.add_listener('event', self._on_event)
+        client.add_listener('decision', self._on_decision)
+        client.add_listener('odom', self._on_odom)
 
-    def _spin_forever(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-        try:
-            self.executor.spin()
-        except (ExternalShutdownException, Exception):  # the context went down with the demo
-            pass
-
-    def now_s(self) -> float:
-        return self.node.get_clock().now().nanoseconds * 1e-9
-
-    def _on_event(self, msg) -> None:
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
-            return
+    def begin(self, episode: Episode) -> None:
         with self.lock:
-            self.events.append(event)
+            self.episode, self.episode_start = episode, None
+
+    def end(self) -> None:
+        with self.lock:
+            if self.episode is not None:
+                self.episode.goal = self.client.goal
+            self.episode = None
+
+    def _on_event(self, event: dict) -> None:
+        with self.lock:
             ep = self.episode
             if ep is None:
                 return
             if event.get('type') == 'reset':
                 if self.episode_start is None:
-                    self.episode_start = float(event.get('t', self.now_s()))
+                    self.episode_start = float(event.get('t', self.client.now_s()))
                 return
             if self.episode_start is None:
                 return  # an event of the episode before the reset
@@ -242,17 +200,16 @@ class Monitor:
                 ep.collision_points.append([event.get('x', 0.0), event.get('y', 0.0)])
             elif event.get('type') == 'goal_reached' and not ep.success:
                 ep.success = True
-                ep.time_to_goal_s = round(float(event.get('t', self.now_s())) - self.episode_start, 2)
+                ep.time_to_goal_s = round(float(event.get('t', self.client.now_s()))
+                                          - self.episode_start, 2)
 
     def _on_decision(self, msg) -> None:
         with self.lock:
-            self.decisions_seen += 1
             if self.episode is not None and self.episode_start is not None:
-                self.episode.decisions.append({'t': round(self.now_s() - self.episode_start, 3),
-                                               'skill': msg.skill, 'params': msg.params_json,
-                                               'source': msg.source,
-                                               'latency_ms': float(msg.latency_ms),
-                                               'rationale': msg.rationale})
+                self.episode.decisions.append({
+                    't': round(self.client.now_s() - self.episode_start, 3), 'skill': msg.skill,
+                    'params': msg.params_json, 'source': msg.source,
+                    'latency_ms': float(msg.latency_ms), 'rationale': msg.rationale})
 
     def _on_odom(self, msg) -> None:
         with self.lock:
@@ -263,59 +220,6 @@ class Monitor:
                 traj = self.episode.trajectory
                 if not traj or (p.x - traj[-1][0]) ** 2 + (p.y - traj[-1][1]) ** 2 > 1e-4:
                     traj.append([p.x, p.y])
-
-    def _on_diagnostics(self, msg) -> None:
-        from diagnostic_msgs.msg import DiagnosticStatus
-        ok = any(s.name == 'decision_node' and s.level == DiagnosticStatus.OK for s in msg.status)
-        with self.lock:
-            self.brain_ready = self.brain_ready or ok
-
-    def _on_goal(self, msg) -> None:
-        with self.lock:
-            self.goal = [msg.pose.position.x, msg.pose.position.y]
-
-    def set_sim_seed(self, seed: int, timeout_s: float = 10.0) -> None:
-        from rclpy.parameter import Parameter
-        from rclpy.parameter_client import AsyncParameterClient
-        client = AsyncParameterClient(self.node, 'sim_world')
-        if not client.wait_for_services(timeout_sec=timeout_s):
-            raise RuntimeError('sim_world parameter services not available')
-        future = client.set_parameters([Parameter('seed', value=seed)])
-        _wait(future, timeout_s)
-
-    def reset(self, timeout_s: float = 10.0) -> None:
-        from std_srvs.srv import Trigger
-        if not self.reset_client.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError('sim/reset is not available')
-        result = _wait(self.reset_client.call_async(Trigger.Request()), timeout_s)
-        if result is None or not result.success:
-            raise RuntimeError(f'sim/reset failed: {getattr(result, "message", "timeout")}')
-
-    def instruct(self, text: str) -> None:
-        self.instruction_pub.publish(self._String(data=text))
-
-    def close(self) -> None:
-        import rclpy
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-def _wait_for(predicate, timeout_s: float, lock: threading.Lock) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with lock:
-            if predicate():
-                return True
-        time.sleep(0.02)
-    return False
-
-
-def _wait(future, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while not future.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return future.result() if future.done() else None
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -338,37 +242,35 @@ def run_demo(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: (stop.set(), launcher.request_stop()))
                 for s in (signal.SIGINT, signal.SIGTERM)}
-    monitor: Optional[Monitor] = None
+    client: Optional[AgentClient] = None
     recorder = None
     episodes: List[Episode] = []
     code = 0
     try:
         launcher.start(entries, config_dir, namespace=args.namespace, use_sim_time=True,
                        extra_args=extra)
-        monitor = Monitor(args.namespace)
+        client = AgentClient(args.namespace, node_name='demo_monitor')
+        recorder_of_episodes = EpisodeRecorder(client)
         if getattr(args, 'record', None):
             from .record import Recorder
             recorder = Recorder(args.record, args.namespace)
         print('[demo] waiting for the brain (first run converts the model once) ...', flush=True)
-        code = _wait_ready(monitor, launcher, stop, args.ready_timeout)
+        code = _wait_ready(client, launcher, stop, args.ready_timeout)
         for i in range(args.episodes if code == 0 else 0):
             if stop.is_set():
                 break
             episode = Episode(index=i, seed=args.seed + i)
-            monitor.set_sim_seed(episode.seed)
-            with monitor.lock:
-                monitor.episode, monitor.episode_start = episode, None
-            monitor.reset()
-            if not _wait_for(lambda: monitor.episode_start is not None, 10.0, monitor.lock):
+            client.set_sim_seed(episode.seed)
+            recorder_of_episodes.begin(episode)
+            client.reset()
+            if not client.wait_until(lambda: recorder_of_episodes.episode_start is not None, 10.0):
                 print('[demo] the world answered the reset but sent no reset event on '
                       'sim/events', file=sys.stderr)
                 code = 1
                 break
-            monitor.instruct(args.instruction)
-            code = _run_episode(monitor, launcher, stop, episode, args.episode_timeout)
-            with monitor.lock:
-                monitor.episode = None
-                episode.goal = monitor.goal
+            client.instruct(args.instruction)
+            code = _run_episode(recorder_of_episodes, launcher, stop, episode, args.episode_timeout)
+            recorder_of_episodes.end()
             episodes.append(episode)
             print(f'[demo] episode {i} (seed {episode.seed}): '
                   f'{"success" if episode.success else "failed"}, {episode.collisions} collision(s), '
@@ -379,8 +281,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if recorder is not None:
             recorder.close()
             print(f'[demo] recorded {recorder.sink.messages} messages to {args.record}', flush=True)
-        if monitor is not None:
-            monitor.close()
+        if client is not None:
+            client.close()
         launcher.stop()
         for s, h in previous.items():
             signal.signal(s, h)
@@ -394,7 +296,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _wait_ready(monitor: Monitor, launcher: Launcher, stop: threading.Event, timeout_s: float) -> int:
+def _wait_ready(client: AgentClient, launcher: Launcher, stop: threading.Event,
+                timeout_s: float) -> int:
     """Wait until the brain has its model loaded (diagnostics OK) and makes decisions.
 
     A rule firing while the model still loads is no sign of readiness: the episode would then
@@ -407,8 +310,8 @@ def _wait_ready(monitor: Monitor, launcher: Launcher, stop: threading.Event, tim
             print(f'[demo] node {dead.entry.name} exited with code {dead.process.returncode}',
                   file=sys.stderr)
             return dead.process.returncode or 1
-        with monitor.lock:
-            ready = monitor.brain_ready and monitor.decisions_seen > 0
+        with client.lock:
+            ready = client.brain_ready and client.decisions_seen > 0
         if ready:
             return 0
         time.sleep(0.2)
@@ -418,8 +321,8 @@ def _wait_ready(monitor: Monitor, launcher: Launcher, stop: threading.Event, tim
     return 1
 
 
-def _run_episode(monitor: Monitor, launcher: Launcher, stop: threading.Event, episode: Episode,
-                 timeout_s: float) -> int:
+def _run_episode(monitor: EpisodeRecorder, launcher: Launcher, stop: threading.Event,
+                 episode: Episode, timeout_s: float) -> int:
     wall_start = time.monotonic()
     while not stop.is_set():
         dead = launcher.poll_dead()
@@ -428,7 +331,7 @@ def _run_episode(monitor: Monitor, launcher: Launcher, stop: threading.Event, ep
                   file=sys.stderr)
             return dead.process.returncode or 1
         with monitor.lock:
-            elapsed = monitor.now_s() - monitor.episode_start
+            elapsed = monitor.client.now_s() - monitor.episode_start
             if episode.success or elapsed >= timeout_s:
                 episode.duration_s = elapsed
                 episode.wall_s = time.monotonic() - wall_start
