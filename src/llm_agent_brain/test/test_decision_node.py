@@ -203,7 +203,7 @@ def test_deadline_gives_a_fallback_and_the_node_keeps_serving(make_node, spin_un
         ce.spin_once(timeout_sec=0.01)
     assert spin_until(ce, lambda: node.scheduler.counters['deadline_missed'] >= 2 and seen, 10.0)
     assert all(m.source == 'fallback' and m.skill == 'stop' for m in seen)
-    assert spin_until(ce, lambda: node.counters['coalesced'] >= 1, 5.0)
+    assert spin_until(ce, lambda: node.scheduler.counters['coalesced'] >= 1, 5.0)
     assert slow.calls < 1 + 5
 
 
