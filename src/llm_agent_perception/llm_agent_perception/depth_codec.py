@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import zstandard
 
-from .image_codec import BadInput
+from .bounded import MAX_PIXELS, BadInput, imdecode, zstd_decompress
 
 HEADER = struct.Struct('<iff')  # ConfigHeader: compressionFormat (enum, int), float depthParam[2]
 INV_DEPTH = 0
@@ -102,12 +102,9 @@ def _zstd_unpack(payload: bytes) -> np.ndarray:
         raise BadInput('zstd depth payload too short')
     cols, rows = struct.unpack_from('<II', payload)
     n = int(cols) * int(rows)
-    if n == 0 or n > 1 << 28:
-        raise BadInput(f'zstd depth payload announces {cols}x{rows}')
-    try:
-        planes = zstandard.ZstdDecompressor().decompress(payload[8:], max_output_size=2 * n)
-    except zstandard.ZstdError as exc:
-        raise BadInput(f'zstd: {exc}') from exc
+    if n == 0 or n > MAX_PIXELS:
+        raise BadInput(f'zstd depth payload announces {cols}x{rows} pixels')
+    planes = zstd_decompress(payload[8:], 2 * n)
     if len(planes) != 2 * n:
         raise BadInput('zstd depth payload has the wrong size')
     p = np.frombuffer(planes, dtype=np.uint8)
@@ -147,21 +144,24 @@ def decode(fmt: str, data) -> Tuple[np.ndarray, str]:
     words = tail.split()
     if not sep or 'compressedDepth' not in words:
         raise BadInput(f'not a compressedDepth format: {fmt!r}')
-    codec = words[words.index('compressedDepth') + 1] if len(words) > 1 else 'png'
+    at = words.index('compressedDepth')
+    codec = words[at + 1] if at + 1 < len(words) else 'png'
     raw = bytes(data)
     if len(raw) <= HEADER.size:
         raise BadInput('compressedDepth data shorter than its header')
     _fmt, a, b = HEADER.unpack_from(raw)
     payload = raw[HEADER.size:]
     if codec == 'png':
-        codes = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
-        if codes is None or codes.dtype != np.uint16 or codes.ndim != 2:
+        codes = imdecode(payload)
+        if codes.dtype != np.uint16 or codes.ndim != 2:
             raise BadInput('payload is not a 16-bit single-channel PNG')
     elif codec == 'zstd':
         codes = _zstd_unpack(payload)
     else:
         raise BadInput(f'unsupported compressedDepth codec {codec!r}')
     if encoding in ENCODINGS_32:
+        if not (np.isfinite(a) and np.isfinite(b) and a > 0):
+            raise BadInput(f'inverse-depth parameters A={a}, B={b} are not usable')
         return dequantize_inverse_depth(codes, a, b), encoding
     if encoding in ENCODINGS_16:
         return codes, encoding

@@ -12,15 +12,13 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .bounded import BadInput, imdecode
+
 FORMATS = ('jpeg', 'png')
 # Input encodings we accept: channels and the conversion to the wire's target encoding.
 _COLOR_TO_BGR = {'bgr8': None, 'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR,
                  'rgba8': cv2.COLOR_RGBA2BGR}
 _CHANNELS = {'bgr8': 3, 'rgb8': 3, 'bgra8': 4, 'rgba8': 4, 'mono8': 1}
-
-
-class BadInput(ValueError):
-    """An input message that cannot be processed (reported, never published)."""
 
 
 @dataclass
@@ -101,12 +99,12 @@ def parse_format(fmt: str) -> Tuple[str, str, str]:
 def decode(fmt: str, data) -> Tuple[np.ndarray, str]:
     """Decode a compressed frame to (array, encoding), like the stock subscriber."""
     enc, _codec, target = parse_format(fmt)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    if buf.size == 0:
+    raw = bytes(data)
+    if not raw:
         raise BadInput('empty compressed data')
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise BadInput('cv2.imdecode could not read the data')
+    img = imdecode(raw)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or img.ndim == 3 and img.shape[2] not in (3, 4):
+        raise BadInput(f'not an 8-bit grey or colour image: {img.dtype} {img.shape}')
     if img.ndim == 2:
         return img, 'mono8'
     if img.shape[2] == 4:

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
+import zstandard
 
-try:
-    import zstandard
-except ImportError:  # zstd is optional: zlib is always there
-    zstandard = None
+from .bounded import MAX_DECODED_BYTES, BadInput, checked_count, zlib_decompress, zstd_decompress
 
 CODECS = ('zstd', 'zlib', 'none')
 _QDTYPES = {'uint8': np.uint8, 'uint16': np.uint16}
+# What a decoded array may be: a quantized array stands for real numbers.
+OUT_DTYPES = ('float32', 'float64')
 
 
 @dataclass
@@ -82,15 +82,14 @@ def quantize(x: np.ndarray, p: QuantParams) -> np.ndarray:
 
 def dequantize(q: np.ndarray, scale: float, zero_point: float,
                dtype: str = 'float32') -> np.ndarray:
-    """Return x_hat = (Q - Z) / S."""
-    return ((np.asarray(q, dtype=np.float64) - zero_point) / scale).astype(dtype)
+    """Return x_hat = (Q - Z) / S (inf where it overflows the type; unpack refuses those)."""
+    with np.errstate(over='ignore'):
+        return ((np.asarray(q, dtype=np.float64) - zero_point) / scale).astype(dtype)
 
 
 def entropy_encode(raw: bytes, codec: str, level: int = 3) -> bytes:
     """Compress bytes with zstd, zlib or nothing."""
     if codec == 'zstd':
-        if zstandard is None:
-            raise ValueError('zstandard is not installed')
         return zstandard.ZstdCompressor(level=level).compress(raw)
     if codec == 'zlib':
         return zlib.compress(raw, min(max(level, 0), 9))
@@ -102,18 +101,14 @@ def entropy_encode(raw: bytes, codec: str, level: int = 3) -> bytes:
 def entropy_decode(data: bytes, codec: str, max_size: int) -> bytes:
     """Decompress bytes produced by entropy_encode, refusing output larger than max_size."""
     if codec == 'zstd':
-        if zstandard is None:
-            raise ValueError('zstandard is not installed')
-        return zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=max_size)
+        return zstd_decompress(bytes(data), max_size)
     if codec == 'zlib':
-        d = zlib.decompressobj()
-        out = d.decompress(bytes(data), max_size)
-        if d.unconsumed_tail:
-            raise ValueError('zlib payload larger than announced')
-        return out
+        return zlib_decompress(bytes(data), max_size)
     if codec == 'none':
+        if len(data) > max_size:
+            raise BadInput(f'payload of {len(data)} bytes, more than the {max_size} allowed')
         return bytes(data)
-    raise ValueError(f'unknown codec {codec!r}')
+    raise BadInput(f'unknown codec {codec!r}')
 
 
 def pack(x: np.ndarray, p: QuantParams, codec: str = 'zstd', level: int = 3) -> Packed:
@@ -127,15 +122,29 @@ def pack(x: np.ndarray, p: QuantParams, codec: str = 'zstd', level: int = 3) -> 
 
 
 def unpack(packed: Packed) -> np.ndarray:
-    """Invert pack(): decode, check the size against the shape, dequantize."""
+    """Invert pack(): check every field, decode within the shape's size, dequantize.
+
+    Raises BadInput (a ValueError) naming the field for anything pack() could not have written.
+    """
     if packed.quantized_dtype not in _QDTYPES:
-        raise ValueError(f'unknown quantized_dtype {packed.quantized_dtype!r}')
-    if not (packed.scale > 0 and math.isfinite(packed.scale)):
-        raise ValueError(f'bad scale {packed.scale}')
+        raise BadInput(f'unknown quantized_dtype {packed.quantized_dtype!r}')
+    out_dtype = packed.dtype or 'float32'
+    if out_dtype not in OUT_DTYPES:
+        raise BadInput(f'dtype {out_dtype!r} is not one of {OUT_DTYPES}')
+    if not (isinstance(packed.scale, (int, float)) and math.isfinite(packed.scale)
+            and packed.scale > 0):
+        raise BadInput(f'bad scale {packed.scale}')
+    if not (isinstance(packed.zero_point, (int, float)) and math.isfinite(packed.zero_point)):
+        raise BadInput(f'bad zero_point {packed.zero_point}')
     qtype = np.dtype(_QDTYPES[packed.quantized_dtype]).newbyteorder('<')
-    count = int(np.prod(packed.shape, dtype=np.int64)) if packed.shape else 1
+    shape = tuple(packed.shape)
+    count = checked_count(shape, max(qtype.itemsize, np.dtype(out_dtype).itemsize),
+                          MAX_DECODED_BYTES) if shape else 1
     raw = entropy_decode(packed.data, packed.codec, count * qtype.itemsize)
     if len(raw) != count * qtype.itemsize:
-        raise ValueError(f'payload has {len(raw)} bytes, shape needs {count * qtype.itemsize}')
-    q = np.frombuffer(raw, dtype=qtype).reshape(packed.shape)
-    return dequantize(q, packed.scale, packed.zero_point, packed.dtype or 'float32')
+        raise BadInput(f'payload has {len(raw)} bytes, shape needs {count * qtype.itemsize}')
+    q = np.frombuffer(raw, dtype=qtype).reshape(shape)
+    x = dequantize(q, packed.scale, packed.zero_point, out_dtype)
+    if not np.all(np.isfinite(x)):  # a huge zero point or a tiny scale overflows float32
+        raise BadInput('scale and zero_point give non-finite values')
+    return x
