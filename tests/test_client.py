@@ -3,10 +3,9 @@ agent/decide, says it is ready on diagnostics, and the skill server runs or refu
 import os
 import threading
 
+from llm_agent_bringup.client import AgentClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-
-from llm_agent_bringup.client import AgentClient
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 BLOCKED = {'front_range': 0.2, 'front_left_range': 2.0, 'front_right_range': 0.6,

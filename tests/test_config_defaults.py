@@ -74,7 +74,7 @@ def test_cores_built_from_parameters_share_their_defaults():
     for field, param in SKILL_CONFIG_PARAMS.items():
         assert same(getattr(config, field), server[param].default), (field, param)
     assert same(SafetyGuard().safety_distance_m, server['safety_distance_m'].default)
-    assert same(SafetyGuard().half_angle_rad, server['guard_half_angle_rad'].default)
+    assert same(SafetyGuard().footprint.radius_m, server['footprint_radius_m'].default)
     brain = table('decision_node')
     from llm_agent_brain.backends.openai import OpenAIBackend
     from llm_agent_brain.backends.transformers import TransformersBackend

@@ -35,7 +35,7 @@ from llm_agent_interfaces.srv import ApproveSkill
 
 from .approval import APPROVED, ApprovalBook
 from .executive import CANCELED, FAILED, SUCCEEDED, Executive, GoalRun, elapsed
-from .guard import SafetyGuard, Watchdog
+from .guard import Footprint, SafetyGuard, Watchdog
 from .skill_api import Pose2D, SkillConfig
 from .stats import ServerStats
 
@@ -49,8 +49,15 @@ PARAMETERS: List[Param] = [
           range=(5.0, 50.0), read_only=True),
     Param('safety_distance_m', 0.35, 'forward motion stops when the scan shows an obstacle closer than this'
           ' ahead', range=(0.05, 5.0), read_only=True),
-    Param('guard_half_angle_rad', 0.35, 'half width of the scan sector in front checked by the guard',
-          range=(0.05, 1.6), read_only=True),
+    Param('footprint_radius_m', 0.2, 'radius of the circle around the base centre that the guard keeps '
+          'clear along the commanded path (the sim robot is 0.18 m)', range=(0.01, 3.0),
+          read_only=True),
+    Param('laser_x_m', 0.0, 'laser position on the base, forward of the centre', range=(-3.0, 3.0),
+          read_only=True),
+    Param('laser_y_m', 0.0, 'laser position on the base, left of the centre', range=(-3.0, 3.0),
+          read_only=True),
+    Param('laser_yaw_rad', 0.0, 'laser heading on the base (0 = facing forward)',
+          range=(-3.15, 3.15), read_only=True),
     Param('scan_timeout_s', 1.0, 'no scan for this long: forward motion not allowed',
           range=(0.05, 10.0), read_only=True),
     Param('watchdog_timeout_s', 0.5, 'zero velocity published when idle or when commands stop for this long',
@@ -117,7 +124,8 @@ class SkillServer(Node):
         self.params = Params(self, PARAMETERS)
         p = self.p = self.params.values
         self.catalog = load_catalog(p['catalog_path'] or None)
-        self.guard = SafetyGuard(p['safety_distance_m'], p['guard_half_angle_rad'], p['scan_timeout_s'])
+        self.guard = SafetyGuard(p['safety_distance_m'], p['scan_timeout_s'], Footprint(
+            p['footprint_radius_m'], p['laser_x_m'], p['laser_y_m'], p['laser_yaw_rad']))
         self.watchdog = Watchdog(p['watchdog_timeout_s'])
         self.stats = ServerStats()
         self.approvals = ApprovalBook()
@@ -196,8 +204,9 @@ class SkillServer(Node):
 
     def _on_scan(self, msg: LaserScan) -> None:
         now = self.now_s()
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         clearance = self.guard.update_scan(msg.ranges, msg.angle_min, msg.angle_increment, now,
-                                           msg.range_max if msg.range_max > 0 else math.inf)
+                                           msg.range_max, msg.range_min, stamp)
         self.exec.world.front_clearance_m = clearance
 
     def _on_observation(self, msg: Observation) -> None:

@@ -15,7 +15,7 @@ from llm_agent_actuation.builtin_skills import (
     Wait,
 )
 from llm_agent_actuation.executive import CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT, Executive
-from llm_agent_actuation.guard import SafetyGuard, Watchdog
+from llm_agent_actuation.guard import Footprint, SafetyGuard, Watchdog
 from llm_agent_actuation.plugins import PluginError, load_plugin, resolve_skill_class
 from llm_agent_actuation.skill_api import Pose2D, SkillConfig, SkillContext, WorldState
 from llm_agent_actuation.stats import ServerStats, reason_class
@@ -136,33 +136,67 @@ def test_approach_target_steers_and_stops_on_size_or_range():
     assert s.step(ctx3, 0.05).state == 'waiting for observation'
 
 
-def test_guard_sector_nan_inf_and_timeout():
-    g = SafetyGuard(0.4, 0.35, 1.0)
+def _scan(n=360, fill=5.0, **beams):
+    ranges = [fill] * n
+    for k, v in beams.items():
+        ranges[int(k[1:])] = v
+    return ranges, 0.0, 2 * math.pi / n
+
+
+def test_guard_checks_the_footprint_corridor_not_a_cone():
+    g = SafetyGuard(0.35, 1.0, Footprint(radius_m=0.2))
     assert g.forward_allowed(0.0) == (False, 'no scan received: forward motion not allowed')
-    n = 360
-    inc = 2 * math.pi / n
-    ranges = [5.0] * n
-    ranges[0] = float('nan')        # straight ahead, ignored
-    ranges[1] = float('inf')        # ignored
-    ranges[90] = 0.1                # to the left, outside the sector
-    g.update_scan(ranges, 0.0, inc, now=10.0, range_max=10.0)
-    assert g.forward_allowed(10.5) == (True, '') and g.front_clearance_m == 5.0
-    ranges[355] = 0.3               # -5 deg: inside the sector (angles wrap)
-    g.update_scan(ranges, 0.0, inc, now=11.0)
+    ranges, a0, inc = _scan(b90=0.25)  # to the left, beside the footprint's path: clear
+    g.update_scan(ranges, a0, inc, now=10.0, range_max=10.0)
+    assert g.forward_allowed(10.5) == (True, '') and g.front_clearance_m == pytest.approx(5.0, abs=0.25)
+    # 0.25 m ahead and 0.15 m to the side: outside a +-0.35 rad cone (31 deg), inside the corridor
+    side = math.degrees(math.atan2(0.15, 0.25))
+    ranges, a0, inc = _scan(**{f'b{int(round(side))}': math.hypot(0.25, 0.15)})
+    g.update_scan(ranges, a0, inc, now=11.0)
     ok, why = g.forward_allowed(11.0)
-    assert not ok and 'way ahead blocked' in why and '0.30' in why
+    assert not ok and 'way ahead blocked' in why
     assert g.filter(0.3, 0.2, 11.0)[:2] == (0.0, 0.2)
     assert g.filter(-0.1, 0.0, 11.0) == (-0.1, 0.0, '')   # backing away stays allowed
-    ranges[355] = 0.55              # near: forward speed capped, never below the creep speed
-    g.update_scan(ranges, 0.0, inc, now=11.0)
-    assert g.filter(0.5, 0.0, 11.0)[0] == pytest.approx(0.15)
-    ranges[355] = 0.42
-    g.update_scan(ranges, 0.0, inc, now=11.0)
+    ranges, a0, inc = _scan(b0=0.55)  # near: forward speed capped, never below the creep speed
+    g.update_scan(ranges, a0, inc, now=11.0)
+    assert g.filter(0.5, 0.0, 11.0)[0] == pytest.approx(0.2)
+    ranges, a0, inc = _scan(b0=0.42)
+    g.update_scan(ranges, a0, inc, now=11.0)
     assert g.filter(0.5, 0.0, 11.0)[0] == pytest.approx(0.08)
     ok, why = g.forward_allowed(12.5)
     assert not ok and 'no scan for' in why
-    g.update_scan([float('nan')] * n, 0.0, inc, now=13.0)
-    assert g.forward_allowed(13.0)[0] and g.front_clearance_m is None
+
+
+def test_guard_follows_the_arc_of_a_turning_command():
+    g = SafetyGuard(0.35, 1.0, Footprint(radius_m=0.2))
+    # An obstacle just left of the footprint (0.05 m ahead, 0.21 m left): driving straight
+    # passes it, a left arc of radius 0.3 m runs into it, a right arc does not.
+    ranges, a0, inc = _scan(b77=0.216)
+    g.update_scan(ranges, a0, inc, now=1.0)
+    assert g.forward_allowed(1.0, 0.3, 0.0)[0]
+    assert not g.forward_allowed(1.0, 0.3, 1.0)[0]
+    assert g.forward_allowed(1.0, 0.3, -1.0)[0]
+
+
+@pytest.mark.parametrize('value', [float('-inf'), 0.0, 0.01, float('nan')])
+def test_guard_refuses_readings_it_cannot_trust_ahead(value):
+    g = SafetyGuard(0.35, 1.0)
+    ranges, a0, inc = _scan(b10=value)
+    g.update_scan(ranges, a0, inc, now=1.0, range_min=0.05)
+    assert not g.forward_allowed(1.0)[0], value
+    ranges, a0, inc = _scan(b180=value)  # behind: forward stays allowed
+    g.update_scan(ranges, a0, inc, now=1.0, range_min=0.05)
+    assert g.forward_allowed(1.0)[0], value
+
+
+def test_guard_refuses_bad_or_stale_scans():
+    g = SafetyGuard(0.35, 1.0)
+    g.update_scan([float('nan')] * 36, -math.pi, 2 * math.pi / 36, now=1.0)
+    assert not g.forward_allowed(1.0)[0], 'an all-NaN scan is not a clear one'
+    g.update_scan([5.0] * 36, float('nan'), 0.1, now=1.0)
+    assert 'non-finite' in g.forward_allowed(1.0)[1]
+    g.update_scan([5.0] * 36, -math.pi, 2 * math.pi / 36, now=10.0, stamp=5.0)
+    assert 'no scan for' in g.forward_allowed(10.0)[1], 'an old stamp counts, not the arrival'
 
 
 def test_watchdog():
@@ -281,7 +315,7 @@ def test_installed_catalogue_has_a_class_for_every_skill():
 
 
 def _executive(tmp_path, **kw):
-    guard = SafetyGuard(0.4, 0.35, 1.0)
+    guard = SafetyGuard(0.4, 1.0)
     ex = Executive(load_catalog(_catalog_file(tmp_path)), CFG, guard, **kw)
     ex.world.pose = Pose2D(0, 0, 0)
     return ex, guard

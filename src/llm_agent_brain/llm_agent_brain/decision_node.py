@@ -59,7 +59,8 @@ class DecisionNode(Node):
         # enable_llm false: no backend at all (the pipeline then never calls one).
         self.backend = None if not p['enable_llm'] else \
             backend if backend is not None else backend_from_params(p.values, self.get_logger().info)
-        self.pipeline = DecisionPipeline(self.catalog, fast_path_config(p.values), self.backend)
+        self.pipeline = DecisionPipeline(self.catalog, fast_path_config(p.values), self.backend,
+                                         safe_skill=fb)
         self.instruction = p['default_instruction']
         self.scheduler = LlmScheduler()
         self.dispatch = GoalDispatch()

@@ -38,8 +38,6 @@ NODE_PARAMS: List[Param] = [
           '~/.cache/llm_agent/models', **RO),
     Param('llm_mode', 'score', 'score: log-likelihood of each allowed skill (fast, always '
           'valid); generate: free JSON generation', allowed=MODES, **RO),
-    Param('margin_m', 0.3, 'move_forward stops this far before the obstacle ahead (m)',
-          range=(0.0, 5.0), **RO),
     Param('num_threads', 0, 'torch CPU threads for inference; 0 = all cores but one',
           range=(0, 64), **RO),
     Param('openai_base_url', 'http://localhost:8000/v1', 'OpenAI-compatible server base URL', **RO),

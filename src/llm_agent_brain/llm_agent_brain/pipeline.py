@@ -9,6 +9,7 @@ tree leaf at the next training, which runs on a background thread and never bloc
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -19,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from llm_agent_common.features import FEATURE_NAMES
 
+from llm_agent_brain.backends.scoring import DEFAULT_MARGIN_M
 from llm_agent_brain.cache import (
     DEFAULT_BINS,
     Embedder,
@@ -87,6 +89,13 @@ class FastPathConfig:
         'Also reuse a decision for a paraphrased instruction (sentence embeddings)'))
     semantic_threshold: float = field(default=0.8, metadata=_meta(
         'Cosine similarity of instructions needed for a semantic cache hit', min=0.0, max=1.0))
+    margin_m: float = field(default=DEFAULT_MARGIN_M, metadata=_meta(
+        'move_forward stops this far before the obstacle ahead (m): every decision\'s distance is '
+        'capped at front_range - margin_m', min=0.0, max=5.0))
+    forward_skills: List[str] = field(
+        default_factory=lambda: ['move_forward', 'approach_target', 'navigate_to'],
+        metadata=_meta('Skills that drive forward: refused (the safe skill instead) when the '
+                       'observation has no valid front_range'))
     embedding_model: str = field(default='', metadata=_meta(
         'Sentence-transformers model path or id; empty = the packaged all-MiniLM-L6-v2'))
 
@@ -104,8 +113,10 @@ class DecisionPipeline:
     """Rules -> tree -> caches (fast_decide), then the LLM backend (llm_decide)."""
 
     def __init__(self, catalog: Any, config: Optional[FastPathConfig] = None,
-                 backend: Optional[Backend] = None, logger: Optional[logging.Logger] = None):
+                 backend: Optional[Backend] = None, logger: Optional[logging.Logger] = None,
+                 safe_skill: str = 'stop'):
         self.catalog = catalog
+        self.safe_skill = safe_skill
         self.config = cfg = config or FastPathConfig()
         self.backend = backend
         self.log_ = logger or logging.getLogger('llm_agent_brain.pipeline')
@@ -182,6 +193,7 @@ class DecisionPipeline:
         if choice is None:
             self.fast_misses += 1
             return None
+        choice = self.bounded_by_front(choice, situation)
         self.sources[choice.source] += 1
         self.log.record(situation, choice, cache_key=key)
         return choice
@@ -205,9 +217,10 @@ class DecisionPipeline:
             self.llm_errors += 1
             raise BackendError(f'backend {getattr(self.backend, "name", "?")} answered an invalid '
                                f'decision: {reason}')
-        choice = Choice(skill=answer.skill, params=params, confidence=answer.confidence,
-                        source='llm', rationale=answer.rationale or
-                        f'{getattr(self.backend, "name", "llm")} chose {answer.skill}')
+        choice = self.bounded_by_front(Choice(
+            skill=answer.skill, params=params, confidence=answer.confidence, source='llm',
+            rationale=answer.rationale or f'{getattr(self.backend, "name", "llm")} chose {answer.skill}'),
+            situation)
         key = self._exact_key(situation) if self.config.enable_cache else None
         if key is not None:
             self.exact.put(key, choice)
@@ -221,6 +234,31 @@ class DecisionPipeline:
         self.log.record(situation, choice, cache_key=key)
         self._maybe_wake()
         return choice
+
+    def bounded_by_front(self, choice: Choice, situation: Situation) -> Choice:
+        """No forward skill without a valid front_range; move_forward's distance capped at
+        front_range - margin_m (the safe skill when that leaves nothing to drive)."""
+        if choice.skill not in self.config.forward_skills:
+            return choice
+        front = situation.features.get('front_range')
+        why = ''
+        if front is None or not math.isfinite(front):
+            why = f'{choice.skill} refused: the observation has no valid front_range'
+        elif 'distance' in choice.params:
+            room = front - self.config.margin_m
+            if choice.params['distance'] > room:
+                params, reason = self.catalog.validate(choice.skill, dict(choice.params, distance=room))
+                if reason:
+                    why = (f'{choice.skill} refused: {front:.2f} m ahead leaves no room after '
+                           f'the {self.config.margin_m:g} m margin')
+                else:
+                    return Choice(choice.skill, params, choice.confidence, choice.source,
+                                  f'{choice.rationale} (distance capped at front_range - margin '
+                                  f'= {room:.2f} m)')
+        if not why:
+            return choice
+        params, _ = self.catalog.validate(self.safe_skill, {})
+        return Choice(self.safe_skill, params, choice.confidence, choice.source, why)
 
     # ------------------------------------------------------------------ outcomes
     def report_outcome(self, kind: str, detail: Optional[Dict[str, Any]] = None) -> int:

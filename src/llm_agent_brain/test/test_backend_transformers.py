@@ -101,7 +101,8 @@ def test_params_come_from_features_and_stay_in_bounds():
     assert scoring.derive_params('move_forward', far, CATALOG) == {'distance': 5.0, 'speed': 0.3}
     assert scoring.derive_params('turn', far, CATALOG) == {'angle': 3.1416}
     near = Situation({'front_range': 0.6, 'goal_bearing': -0.4}, '', GO)
-    assert scoring.derive_params('move_forward', near, CATALOG)['distance'] == pytest.approx(0.1)
+    assert scoring.derive_params('move_forward', near, CATALOG)['distance'] == pytest.approx(
+        0.6 - scoring.DEFAULT_MARGIN_M)
     assert scoring.derive_params('turn', near, CATALOG) == {'angle': pytest.approx(-0.4)}
     names = [n for n, _ in scoring.candidates(Situation({}, '', GO), CATALOG)]
     assert 'navigate_to' not in names and 'speak' not in names and 'move_forward' not in names

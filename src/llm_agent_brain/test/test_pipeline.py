@@ -192,3 +192,25 @@ def test_llm_share_falls_after_warm_up(catalog, tmp_path):
         assert 0 < p.stats()['llm_share'] < 1
     finally:
         p.close()
+
+
+def test_forward_is_refused_without_a_front_range_and_capped_by_it(catalog, tmp_path):
+    cfg = FastPathConfig(persist=False, data_dir=str(tmp_path), enable_tree=False,
+                         enable_cache=False, enable_semantic_cache=False, rules_file=RULES)
+    far = Choice('move_forward', {'distance': 2.0, 'speed': 0.3}, 0.9, 'llm', 'model says so')
+    p = DecisionPipeline(catalog, cfg, PolicyBackend(answer=far))
+    try:
+        blind = dict(CLEAR)
+        del blind['front_range']
+        c = p.llm_decide(Situation(blind, '', 'drive forward two metres'))
+        assert c.skill == 'stop' and 'no valid front_range' in c.rationale
+        capped = p.llm_decide(Situation(dict(CLEAR, front_range=1.0), '', 'drive forward'))
+        assert capped.skill == 'move_forward'
+        assert capped.params['distance'] == pytest.approx(1.0 - cfg.margin_m)
+        assert 'capped' in capped.rationale
+        tight = p.bounded_by_front(far, Situation(dict(CLEAR, front_range=0.32), '', ''))
+        assert tight.skill == 'stop', 'no room left after the margin'
+        turn = Choice('turn', {'angle': 1.0})
+        assert p.bounded_by_front(turn, Situation(blind, '', '')) is turn
+    finally:
+        p.close()

@@ -28,11 +28,24 @@ TARGET_HUES: Dict[str, Tuple[Tuple[int, int], ...]] = {
 
 def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: float,
                   range_min: float, range_max: float) -> Dict[str, float]:
-    """Nearest valid range in each of six 60-degree sectors; range_max where nothing is seen."""
+    """Nearest range in each of six 60-degree sectors; range_max where nothing is seen.
+
+    A reading closer than the laser can measure (-inf, 0, below range_min: REP 117) is an
+    obstacle at range_min, never a clear sector; NaN (no answer) is skipped. A bad range_min
+    (negative or NaN) is taken as 0; a scan with non-finite angles or range_max has no usable
+    sector, and every sector reads 0 (blocked) so that nothing downstream takes it for a clear way.
+    """
     r = np.asarray(ranges, dtype=np.float64)
+    if not all(math.isfinite(v) for v in (angle_min, angle_increment, range_max)) \
+            or range_max <= 0:
+        return {name: 0.0 for name in SECTOR_NAMES}
     out = {name: float(range_max) for name in SECTOR_NAMES}
     if r.size == 0:
         return out
+    range_min = float(range_min) if math.isfinite(range_min) and range_min > 0 else 0.0
+    with np.errstate(invalid='ignore'):
+        close = (r == -np.inf) | (np.isfinite(r) & (r < max(range_min, 1e-9)))
+    r = np.where(close, range_min, r)
     angles = angle_min + angle_increment * np.arange(r.size)
     wrapped = (angles + math.pi) % (2.0 * math.pi) - math.pi
     sector = np.rint(wrapped / SECTOR_WIDTH).astype(int) % 6

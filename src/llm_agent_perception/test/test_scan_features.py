@@ -129,3 +129,23 @@ def test_largest_red_blob_wins_on_a_photo_with_red_of_its_own():
     img = cv2.resize(photo('coffee'), (640, 480))  # a red cup and saucer fill ~30% of it
     t = features.detect_target(img, 'red')
     assert t.visible and t.size > 0.1
+
+
+@pytest.mark.parametrize('close', [float('-inf'), 0.0, 0.02])
+def test_readings_closer_than_range_min_are_obstacles_not_a_clear_sector(close):
+    ranges = [5.0] * 360
+    ranges[0] = close  # straight ahead
+    s = features.sector_ranges(ranges, 0.0, 2 * math.pi / 360, 0.05, 8.0)
+    assert s['front_range'] == pytest.approx(0.05)
+    s = features.sector_ranges(ranges, 0.0, 2 * math.pi / 360, float('nan'), 8.0)
+    assert s['front_range'] <= 0.02 + 1e-9, 'a NaN range_min is taken as 0'
+
+
+def test_scans_with_unusable_geometry_read_as_blocked():
+    ranges = [5.0] * 36
+    for a0, inc, rmax in ((float('nan'), 0.1, 8.0), (0.0, float('inf'), 8.0), (0.0, 0.1, float('nan'))):
+        s = features.sector_ranges(ranges, a0, inc, 0.05, rmax)
+        assert set(s.values()) == {0.0}
+    nan_ahead = [float('nan')] + [5.0] * 359
+    s = features.sector_ranges(nan_ahead, 0.0, 2 * math.pi / 360, 0.05, 8.0)
+    assert s['front_range'] == 5.0, 'a NaN beam is skipped, its sector still reads what it sees'

@@ -42,7 +42,7 @@ class OpenAIBackend(BackendBase):
     def __init__(self, base_url: str = 'http://localhost:8000/v1', model: str = '',
                  api_key_env: str = 'OPENAI_API_KEY', timeout_s: float = 10.0,
                  max_retries: int = 2, retry_backoff_s: float = 0.2, guided: bool = True,
-                 margin_m: float = 0.3, max_instruction_chars: int = 500,
+                 margin_m: float = scoring.DEFAULT_MARGIN_M, max_instruction_chars: int = 500,
                  scenario: str = prompt.DEFAULT_SCENARIO, max_tokens: int = 96,
                  log: Callable[[str], None] = LOG.info) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
-DEFAULT_MARGIN_M = 0.5
+DEFAULT_MARGIN_M = 0.3  # the decision node's margin_m default (FastPathConfig)
 # A turn smaller than this is a no-op for the base: offering it lets a weak model "decide"
 # without changing anything, and a cached no-op then repeats forever.
 MIN_TURN_RAD = 0.1

@@ -46,7 +46,7 @@ class TransformersBackend(BackendBase):
 
     def __init__(self, model: str = '', quantization: str = 'nf4', device: str = 'auto',
                  device_map: str = '', compute_dtype: str = 'auto', prune_amount: float = 0.0,
-                 model_cache_dir: str = '', mode: str = 'score', margin_m: float = 0.3,
+                 model_cache_dir: str = '', mode: str = 'score', margin_m: float = scoring.DEFAULT_MARGIN_M,
                  max_instruction_chars: int = 500, scenario: str = prompt.DEFAULT_SCENARIO,
                  max_new_tokens: int = 48, num_threads: int = 0, examples: bool = True,
                  log: Callable[[str], None] = LOG.info) -> None:
