@@ -38,6 +38,13 @@ def test_client_decides_waits_for_readiness_and_runs_skills(ros_context, tmp_pat
         assert accepted and result.success and result.outcome == 'succeeded', result
         accepted, result = client.execute('fly', {})
         assert not accepted and result is None
+        client.set_estop(True)  # motion goals refused until released; speech still runs
+        assert client.wait_until(lambda: bool(server.exec.estop_reason), 10.0)
+        assert client.execute('turn', {'angle': 0.1})[0] is False
+        assert client.execute('speak', {'text': 'stopped'}, timeout_s=20.0)[0]
+        client.set_estop(False)
+        assert client.wait_until(lambda: not server.exec.estop_reason, 10.0)
+        assert server.exec.check_goal('turn', '{"angle": 0.1}', server.now_s())[1] == ''
     finally:
         client.close()
         executor.shutdown()

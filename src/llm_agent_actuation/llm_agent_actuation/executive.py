@@ -14,7 +14,7 @@ from llm_agent_common.catalog import SkillCatalog, SkillSpec
 
 from .arbiter import ResourceArbiter
 from .guard import SafetyGuard
-from .plugins import PluginError, resolve_skill_class, skill_resources
+from .plugins import resolve_skill_class, skill_resources
 from .skill_api import Skill, SkillConfig, SkillContext, SkillResult, WorldState
 from .stats import ServerStats
 
@@ -22,8 +22,8 @@ BASE = 'base'
 _log = logging.getLogger(__name__)
 
 # Result kinds (counted on diagnostics)
-SUCCEEDED, FAILED, CANCELED, PREEMPTED, TIMED_OUT, GUARD = (
-    'succeeded', 'failed', 'canceled', 'preempted', 'timed_out', 'guard_abort')
+SUCCEEDED, FAILED, CANCELED, PREEMPTED, TIMED_OUT, GUARD, ESTOP = (
+    'succeeded', 'failed', 'canceled', 'preempted', 'timed_out', 'guard_abort', 'estop')
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Executive:
         self._reserved = 0                           # accepted by goal check, run not created
         self._classes: Dict[str, Type[Skill]] = {}
         self._base_was_active = False
+        self.estop_reason = ''                       # non-empty: the software stop is engaged
 
     # -- goal time -------------------------------------------------------------------------
     def skill_class(self, name: str) -> Type[Skill]:
@@ -84,8 +85,10 @@ class Executive:
             return {}, reason
         try:
             cls = self.skill_class(skill)
-        except PluginError as exc:
-            return {}, f'{skill}: plugin error: {exc}'
+        except Exception as exc:  # noqa: BLE001 - a plugin that fails to load is its goal's problem
+            return {}, f'{skill}: plugin error: {type(exc).__name__}: {exc}'
+        if self.estop_reason and BASE in skill_resources(cls, self.catalog[skill]):
+            return {}, f'{skill} refused: e-stop engaged ({self.estop_reason})'
         if getattr(cls, 'needs_forward_clearance', False):
             ok, why = self.guard.forward_allowed(now)
             if not ok:
@@ -165,6 +168,8 @@ class Executive:
                 if run.holds_base:
                     v, w = ctx.cmd if ctx.cmd is not None else (0.0, 0.0)
                     v, w, why = self.guard.filter(v, w, now)
+                    if self.estop_reason:  # set by another thread since this run started
+                        v, w, why = 0.0, 0.0, f'e-stop engaged ({self.estop_reason})'
                     if why:
                         self.stats.add('guard_stops')
                         self._finish(run, False, f'aborted by the safety guard: {why}', GUARD)
@@ -204,6 +209,19 @@ class Executive:
         with self.lock:
             self.arbiter.release(run.goal_id)
             self.runs.pop(run.goal_id, None)
+
+    def set_estop(self, engaged: bool, reason: str = '') -> bool:
+        """Engage (every goal on the base ends now, new ones are refused) or release the software
+        stop; True when a base skill was running (the caller zeroes the base at once)."""
+        with self.lock:
+            self.estop_reason = (reason or 'engaged') if engaged else ''
+            if not engaged:
+                return False
+            was_moving = self.base_active()
+            for run in list(self.runs.values()):
+                if run.holds_base:
+                    self._finish(run, False, f'stopped by the e-stop ({self.estop_reason})', ESTOP)
+            return was_moving
 
     def shutdown(self, message: str = 'skill server shutting down') -> None:
         """End every goal (running or waiting) so their execute threads return."""

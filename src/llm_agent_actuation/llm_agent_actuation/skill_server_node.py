@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import Param, Params
+from llm_agent_common.node import Param, Params, latched_qos
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -27,7 +27,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from llm_agent_interfaces.action import ExecuteSkill
 from llm_agent_interfaces.msg import Observation
@@ -152,6 +152,9 @@ class SkillServer(Node):
         self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data, callback_group=io)
         self.create_subscription(Observation, 'agent/observation', self._on_observation,
                                  qos_profile_sensor_data, callback_group=io)
+        # Latched: a server that starts (or restarts) while the e-stop is engaged sees it.
+        self.create_subscription(Bool, 'agent/estop', self._on_estop, latched_qos(),
+                                 callback_group=ctl)
         self.action = _GoalIdActionServer(
             self, ExecuteSkill, 'agent/execute_skill', execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=self._on_cancel,
@@ -208,6 +211,19 @@ class SkillServer(Node):
         clearance = self.guard.update_scan(msg.ranges, msg.angle_min, msg.angle_increment, now,
                                            msg.range_max, msg.range_min, stamp)
         self.exec.world.front_clearance_m = clearance
+
+    def _on_estop(self, msg: Bool) -> None:
+        """agent/estop true: zero the base now and refuse motion goals until false."""
+        engaged = bool(msg.data)
+        if engaged == bool(self.exec.estop_reason):
+            return
+        self.exec.set_estop(engaged, 'agent/estop')
+        if engaged:
+            self.publish_cmd(0.0, 0.0)
+            self.get_logger().warning('e-stop engaged on agent/estop: base zeroed, motion goals '
+                                      'refused until it is released')
+        else:
+            self.get_logger().info('e-stop released on agent/estop')
 
     def _on_observation(self, msg: Observation) -> None:
         if len(msg.feature_names) != len(msg.feature_values):
@@ -344,11 +360,13 @@ class SkillServer(Node):
         for r, n in self.exec.active_by_resource().items():
             values[f'active.{r}'] = str(n)
         values['waiting_for_approval'] = str(len(self.approvals.waiting()))
+        values['estop'] = str(bool(self.exec.estop_reason)).lower()
         ok, why = self.guard.forward_allowed(self.now_s())
         values['forward_allowed'] = str(ok).lower()
         values['front_clearance_m'] = f'{self.guard.front_clearance_m:.2f}' \
             if self.guard.front_clearance_m is not None else 'clear'
-        status.level = DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
+        status.level = DiagnosticStatus.OK if ok and not self.exec.estop_reason \
+            else DiagnosticStatus.WARN
         status.message = 'ok' if ok else why
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray()

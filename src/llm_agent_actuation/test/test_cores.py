@@ -439,3 +439,18 @@ def test_entry_point_group_is_searched_by_skill_name(monkeypatch):
     from plugin_skills_for_test import Wiggle
     assert resolve_skill_class(SkillSpec(name='wiggle')) is Wiggle
     assert resolve_skill_class(SkillSpec(name='turn')) is Turn
+
+
+def test_estop_ends_base_goals_refuses_motion_and_lets_speech_run(tmp_path):
+    ex, guard = _executive(tmp_path)
+    _clear_scan(guard, 0.0)
+    p, _ = ex.check_goal('move_forward', '{"distance": 2.0}', 0.0)
+    mf = ex.create_run('m1', 'move_forward', p, 0.0)
+    ex.start(mf, 0.0)
+    ex.tick(0.05)
+    assert ex.set_estop(True, 'test') is True, 'a base skill was running'
+    assert mf.done.is_set() and mf.kind == 'estop'
+    assert 'e-stop' in ex.check_goal('turn', '{"angle": 1.0}', 0.1)[1]
+    assert ex.check_goal('speak', '{"text": "hi"}', 0.1)[1] == ''
+    ex.set_estop(False)
+    assert ex.check_goal('turn', '{"angle": 1.0}', 0.2)[1] == ''

@@ -44,7 +44,7 @@ class AgentClient:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from std_msgs.msg import String
+        from std_msgs.msg import Bool, String
         from std_srvs.srv import Trigger
 
         from llm_agent_interfaces.action import ExecuteSkill
@@ -66,6 +66,8 @@ class AgentClient:
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._String, self._ExecuteSkill, self._Decide = String, ExecuteSkill, Decide
         self._instruction_pub = self.node.create_publisher(String, 'agent/instruction', latched)
+        self._estop_pub = self.node.create_publisher(Bool, 'agent/estop', latched)
+        self._Bool = Bool
         self._reset = self.node.create_client(Trigger, 'sim/reset')
         self._decide = self.node.create_client(Decide, 'agent/decide')
         self._execute = ActionClient(self.node, ExecuteSkill, 'agent/execute_skill')
@@ -139,6 +141,10 @@ class AgentClient:
     def instruct(self, text: str) -> None:
         """Give the robot a goal in plain language (latched on agent/instruction)."""
         self._instruction_pub.publish(self._String(data=text))
+
+    def set_estop(self, engaged: bool) -> None:
+        """Engage or release the software stop (latched on agent/estop)."""
+        self._estop_pub.publish(self._Bool(data=bool(engaged)))
 
     def set_sim_seed(self, seed: int, timeout_s: float = 10.0) -> None:
         """Set the built-in world's seed (applied at the next reset)."""
