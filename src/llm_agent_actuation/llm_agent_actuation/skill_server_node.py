@@ -18,13 +18,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import Param, Params, latched_qos
+from llm_agent_common.node import GuardedNode, Param, Params, latched_qos
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
@@ -116,7 +115,7 @@ class _GoalIdActionServer(ActionServer):
         return await super()._execute_goal_request(request_header_and_message)
 
 
-class SkillServer(Node):
+class SkillServer(GuardedNode):
     """The `agent/execute_skill` action server with its safety guard and watchdog."""
 
     def __init__(self, **kwargs: Any):
@@ -157,7 +156,9 @@ class SkillServer(Node):
                                  callback_group=ctl)
         self.action = _GoalIdActionServer(
             self, ExecuteSkill, 'agent/execute_skill', execute_callback=self._execute,
-            goal_callback=self._on_goal, cancel_callback=self._on_cancel,
+            goal_callback=self.callback_errors.wrap('goal', self._on_goal, lambda *_: GoalResponse.REJECT),
+            cancel_callback=self.callback_errors.wrap('cancel', self._on_cancel,
+                                                      lambda *_: CancelResponse.REJECT),
             callback_group=goals, result_timeout=int(math.ceil(p['result_keep_s'])),
             # Keep every request: a burst of goals faster than Python can accept them (measured
             # ~30-50 goals/s here) waits in the queue and is answered late, never dropped.
@@ -361,6 +362,7 @@ class SkillServer(Node):
             values[f'active.{r}'] = str(n)
         values['waiting_for_approval'] = str(len(self.approvals.waiting()))
         values['estop'] = str(bool(self.exec.estop_reason)).lower()
+        values.update(self.callback_errors.key_values())
         ok, why = self.guard.forward_allowed(self.now_s())
         values['forward_allowed'] = str(ok).lower()
         values['front_clearance_m'] = f'{self.guard.front_clearance_m:.2f}' \

@@ -18,11 +18,10 @@ from typing import Any, Deque, Dict, Optional, Tuple
 
 from action_msgs.msg import GoalStatus
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import Diagnostics, Params, ThrottledLog, run_node
+from llm_agent_common.node import Diagnostics, GuardedNode, Params, ThrottledLog, run_node
 from llm_agent_common.stats import percentile
 from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -42,7 +41,7 @@ from llm_agent_interfaces.srv import Decide
 LLM_DISABLED = 'LLM disabled (enable_llm: false)'
 
 
-class DecisionNode(Node):
+class DecisionNode(GuardedNode):
     """Wire topics, the service and the action to the brain's cores."""
 
     def __init__(self, backend: Any = None, **kwargs: Any) -> None:

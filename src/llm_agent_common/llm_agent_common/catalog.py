@@ -13,6 +13,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from llm_agent_common.config import installed_config, read_yaml
 
 _TYPES = {'float': (int, float), 'int': (int,), 'str': (str,), 'bool': (bool,)}
+# A goal's params_json longer than this is refused before it is parsed.
+MAX_PARAMS_JSON = 16384
 
 
 class CatalogError(ValueError):
@@ -73,10 +75,12 @@ class SkillCatalog:
         if spec is None:
             return {}, f'unknown skill {skill!r}; allowed: {", ".join(self.skills)}'
         if isinstance(params, (str, bytes)):
+            if len(params) > MAX_PARAMS_JSON:
+                return {}, f'params_json of {len(params)} characters (at most {MAX_PARAMS_JSON})'
             try:
                 params = json.loads(params or '{}')
-            except (ValueError, UnicodeDecodeError) as exc:
-                return {}, f'params_json is not valid JSON: {exc}'
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                return {}, f'params_json is not valid JSON: {str(exc)[:120]}'
         if not isinstance(params, dict):
             return {}, 'params_json must be a JSON object'
         unknown = sorted(set(params) - set(spec.params))
@@ -94,7 +98,7 @@ class SkillCatalog:
             if isinstance(value, bool) and p.type != 'bool' or not isinstance(value, ok_types):
                 return {}, f'{skill}: parameter {name!r} must be {p.type}, got {type(value).__name__}'
             if p.type in ('float', 'int'):
-                if not math.isfinite(value):
+                if not _finite(value):
                     return {}, f'{skill}: parameter {name!r} must be finite'
                 if p.min is not None and value < p.min or p.max is not None and value > p.max:
                     return {}, f'{skill}: parameter {name!r}={value} outside [{p.min}, {p.max}]'
@@ -132,8 +136,28 @@ def _param_spec(path: str, skill: str, name: str, raw: Any) -> ParamSpec:
     unknown = set(raw) - {'type', 'min', 'max', 'max_length', 'default'}
     if unknown:
         raise CatalogError(f'{where}: unknown key(s) {sorted(unknown)}')
-    return ParamSpec(name=name, type=ptype, min=raw.get('min'), max=raw.get('max'),
-                     max_length=raw.get('max_length'), default=raw.get('default'))
+    lo, hi = raw.get('min'), raw.get('max')
+    for key, bound in (('min', lo), ('max', hi)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))
+                                  or not _finite(bound)):
+            raise CatalogError(f'{where}.{key} must be a finite number, got {bound!r}')
+    if lo is not None and hi is not None and lo > hi:
+        raise CatalogError(f'{where}: min {lo} is above max {hi}')
+    spec = ParamSpec(name=name, type=ptype, min=lo, max=hi, max_length=raw.get('max_length'),
+                     default=raw.get('default'))
+    if spec.default is not None:
+        _, reason = SkillCatalog({skill: SkillSpec(skill, params={name: spec})}).validate(
+            skill, {name: spec.default})
+        if reason:
+            raise CatalogError(f'{where}.default: {reason}')
+    return spec
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too big for a float (a 400-digit number)
+        return False
 
 
 def load_catalog(path: Optional[str] = None) -> SkillCatalog:
@@ -152,8 +176,9 @@ def load_catalog(path: Optional[str] = None) -> SkillCatalog:
             raise CatalogError(f'{path}: skills.{name}: unknown key(s) {sorted(unknown)}')
         params = {pn: _param_spec(path, name, pn, pr) for pn, pr in (raw.get('params') or {}).items()}
         timeout = raw.get('timeout_s', 30.0)
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise CatalogError(f'{path}: skills.{name}.timeout_s must be a positive number')
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not _finite(timeout) or timeout <= 0:
+            raise CatalogError(f'{path}: skills.{name}.timeout_s must be a positive finite number')
         skills[name] = SkillSpec(name=name, resource=str(raw.get('resource', 'base')),
                                  timeout_s=float(timeout),
                                  requires_approval=bool(raw.get('requires_approval', False)),

@@ -245,6 +245,79 @@ class ThrottledLog:
             self._logger.error(text)
 
 
+class CallbackErrors:
+    """Turn an exception in a callback into a counted, rate-limited error; the node carries on.
+
+    One message, whatever it holds, must not take a node down (and `llm-agent up` or launch
+    with it): the count shows on `diagnostics` as `callback_errors[_<callback>]`.
+    """
+
+    def __init__(self, logger: Any, period_s: float = 5.0) -> None:
+        self._log = ThrottledLog(logger, period_s)
+        self._lock = threading.Lock()
+        self.counts: Dict[str, int] = {}
+
+    def wrap(self, name: str, fn: Callable[..., Any],
+             default: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
+        """fn, guarded; on an exception `default(*args)` (None without one) is returned."""
+        def guarded(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as exc:  # noqa: BLE001 - counted and logged; the node carries on
+                with self._lock:
+                    n = self.counts[name] = self.counts.get(name, 0) + 1
+                self._log.error(name, f'{name}: {type(exc).__name__}: {str(exc)[:300]} '
+                                      f'({n} so far; the node carries on)')
+                return default(*args) if default is not None else None
+        return guarded
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def key_values(self) -> Dict[str, str]:
+        with self._lock:
+            kv = {'callback_errors': str(sum(self.counts.values()))}
+            kv.update({f'callback_errors_{k}': str(v) for k, v in sorted(self.counts.items())})
+        return kv
+
+
+def _last_arg(*args: Any) -> Any:
+    return args[-1] if args else None  # a service's response, as it came
+
+
+class GuardedNode(Node):
+    """A Node whose subscription, service, timer and guard-condition callbacks cannot kill it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.callback_errors: Optional[CallbackErrors] = None  # rclpy's own services come first
+        super().__init__(*args, **kwargs)
+        self.callback_errors = CallbackErrors(self.get_logger())
+
+    def _guard(self, name: str, callback: Callable[..., Any],
+               default: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
+        errors = self.callback_errors
+        return callback if errors is None else errors.wrap(name, callback, default)
+
+    def create_subscription(self, msg_type, topic, callback, *args, **kwargs):  # type: ignore[override]
+        return super().create_subscription(
+            msg_type, topic, self._guard(topic.replace('/', '_'), callback), *args, **kwargs)
+
+    def create_service(self, srv_type, srv_name, callback, *args, **kwargs):  # type: ignore[override]
+        return super().create_service(
+            srv_type, srv_name, self._guard(srv_name.replace('/', '_'), callback, _last_arg),
+            *args, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):  # type: ignore[override]
+        name = getattr(callback, '__name__', 'timer').lstrip('_')
+        return super().create_timer(timer_period_sec, self._guard(name, callback), *args, **kwargs)
+
+    def create_guard_condition(self, callback, *args, **kwargs):  # type: ignore[override]
+        name = getattr(callback, '__name__', 'guard').lstrip('_')
+        return super().create_guard_condition(self._guard(name, callback), *args, **kwargs)
+
+
 class Diagnostics:
     """Publish one DiagnosticStatus named after the node on `diagnostics`, about once a second.
 
@@ -261,6 +334,7 @@ class Diagnostics:
         self._status = status
         self._pub = node.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self._last_bad = 0
+        self._last_errors = 0
         self._timer = node.create_timer(period_s, self.publish, callback_group=callback_group)
 
     def publish(self) -> None:
@@ -272,6 +346,12 @@ class Diagnostics:
         except Exception as exc:  # noqa: BLE001 - a figure that fails must not stop the report
             kv = {'figures_error': f'{type(exc).__name__}: {exc}'}
         ok, message = self._status() if self._status is not None else (True, 'ok')
+        errors = getattr(self._node, 'callback_errors', None)
+        if errors is not None:
+            kv.update(errors.key_values())
+            if errors.total > self._last_errors:
+                ok, message = False, 'callback errors seen'
+            self._last_errors = errors.total
         if self._bad is not None:
             bad_total = self._bad.total
             kv['bad_inputs'] = str(bad_total)

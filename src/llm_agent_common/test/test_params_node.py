@@ -20,3 +20,32 @@ def test_live_read_only_and_out_of_range(ros_context):
         assert not ro.successful and 'read-only' in ro.reason and params['model'] == ''
     finally:
         node.destroy_node()
+
+
+def test_a_callback_that_raises_is_counted_and_the_node_carries_on(ros_context, spin_until):
+    from llm_agent_common.node import GuardedNode
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    node = GuardedNode('guarded_probe', context=ros_context)
+    got = []
+
+    def fragile(msg):
+        if msg.data == 'boom':
+            raise RuntimeError('a bad message')
+        got.append(msg.data)
+
+    node.create_subscription(String, 'probe', fragile, 10)
+    pub = node.create_publisher(String, 'probe', 10)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    try:
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 5.0)
+        for text in ('boom', 'boom', 'fine'):
+            pub.publish(String(data=text))
+        assert spin_until(executor, lambda: got == ['fine'], 5.0)
+        assert node.callback_errors.total == 2
+        assert node.callback_errors.key_values()['callback_errors_probe'] == '2'
+    finally:
+        executor.shutdown()
+        node.destroy_node()

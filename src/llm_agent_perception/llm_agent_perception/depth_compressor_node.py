@@ -6,6 +6,7 @@ import time
 from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
+    GuardedNode,
     LatestWorker,
     Param,
     Params,
@@ -14,7 +15,6 @@ from llm_agent_common.node import (
     sensor_qos,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import depth_codec
@@ -35,7 +35,7 @@ PARAMS = [
 ]
 
 
-class DepthCompressor(Node):
+class DepthCompressor(GuardedNode):
     """Subscribe to depth frames, encode the newest on a worker thread, publish it."""
 
     def __init__(self, **kwargs) -> None:

@@ -7,6 +7,7 @@ from typing import Optional
 from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
+    GuardedNode,
     LatestWorker,
     Param,
     Params,
@@ -15,7 +16,6 @@ from llm_agent_common.node import (
     sensor_qos,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import image_codec
@@ -45,7 +45,7 @@ PARAMS = [
 ]
 
 
-class ImageCompressor(Node):
+class ImageCompressor(GuardedNode):
     """Subscribe to raw frames, encode the newest one on a worker thread, publish it."""
 
     def __init__(self, **kwargs) -> None:

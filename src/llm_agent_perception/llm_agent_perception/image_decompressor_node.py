@@ -4,8 +4,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from llm_agent_common.node import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
-from rclpy.node import Node
+from llm_agent_common.node import (
+    BadInputs,
+    Diagnostics,
+    GuardedNode,
+    Param,
+    Params,
+    StreamStats,
+    run_node,
+    sensor_qos,
+)
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import depth_codec, image_codec
@@ -26,7 +34,7 @@ def array_to_image(img: np.ndarray, encoding: str, header) -> Image:
                  step=int(img.strides[0]), data=img.tobytes())
 
 
-class ImageDecompressor(Node):
+class ImageDecompressor(GuardedNode):
     """Decode each compressed frame (image or depth) and republish it raw."""
 
     def __init__(self, **kwargs) -> None:

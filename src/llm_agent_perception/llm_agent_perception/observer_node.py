@@ -12,6 +12,7 @@ from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
+    GuardedNode,
     LatestWorker,
     Param,
     Params,
@@ -22,7 +23,6 @@ from llm_agent_common.node import (
 )
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
 from llm_agent_interfaces.msg import Observation
@@ -50,7 +50,7 @@ PARAMS = [
 ]
 
 
-class Observer(Node):
+class Observer(GuardedNode):
     """Keep the newest of each input; publish the feature vector on a timer."""
 
     def __init__(self, **kwargs) -> None:

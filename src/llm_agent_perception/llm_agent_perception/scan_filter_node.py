@@ -5,8 +5,16 @@ import array
 import time
 
 import numpy as np
-from llm_agent_common.node import BadInputs, Diagnostics, Param, Params, StreamStats, run_node, sensor_qos
-from rclpy.node import Node
+from llm_agent_common.node import (
+    BadInputs,
+    Diagnostics,
+    GuardedNode,
+    Param,
+    Params,
+    StreamStats,
+    run_node,
+    sensor_qos,
+)
 from sensor_msgs.msg import LaserScan
 
 from llm_agent_interfaces.msg import CompressedArray, CompressedScan
@@ -50,7 +58,7 @@ def from_compressed_array(msg: CompressedArray) -> np.ndarray:
         codec=msg.codec, data=bytes(msg.data)))
 
 
-class ScanFilter(Node):
+class ScanFilter(GuardedNode):
     """Filter each scan in the subscription callback (cheap numpy work, no worker needed)."""
 
     def __init__(self, **kwargs) -> None:

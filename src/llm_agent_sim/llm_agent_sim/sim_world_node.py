@@ -20,12 +20,11 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
 from llm_agent_common.config import ConfigNotFound, installed_config
-from llm_agent_common.node import Param, Params
+from llm_agent_common.node import GuardedNode, Param, Params
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -123,7 +122,7 @@ class _Rate:
         return (dn / (t_sim - s0) if t_sim > s0 else 0.0, dn / (now - r0) if now > r0 else 0.0)
 
 
-class SimWorldNode(Node):
+class SimWorldNode(GuardedNode):
     """Publish camera, depth, scan, odometry, clock and events of the built-in world."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -389,6 +388,7 @@ class SimWorldNode(Node):
         mean_ms = 1000.0 * self._render_s / self._renders if self._renders else 0.0
         values.append(('render_ms', f'{mean_ms:.2f}'))
         self._render_s, self._renders = 0.0, 0
+        values += list(self.callback_errors.key_values().items())
         status.values = [KeyValue(key=k, value=v) for k, v in values]
         if slow:
             status.level = DiagnosticStatus.WARN
