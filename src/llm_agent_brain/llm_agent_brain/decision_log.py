@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -48,6 +49,9 @@ class LoggedDecision:
                 'o': self.outcome}
 
 
+SYNC_PERIOD_S = 1.0  # the log is fsynced at most this often (it is appended on the decision path)
+
+
 class DecisionLog:
     """Trainable decisions (LLM ones and bad outcomes) plus a short memory of recent decisions."""
 
@@ -66,6 +70,7 @@ class DecisionLog:
         self.blamed: Counter = Counter()    # bad outcomes attributed, per source
         self.load_errors = 0
         self._lines = 0
+        self._last_sync = -math.inf
         if path:
             self._load()
 
@@ -162,8 +167,15 @@ class DecisionLog:
             return
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            with open(self.path, 'a', encoding='utf-8') as f:
+            # 0600 like tree.json: the log holds the robot's instructions and decisions.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, 'a', encoding='utf-8') as f:
                 f.write(json.dumps(obj, separators=(',', ':')) + '\n')
+                now = time.monotonic()
+                if now - self._last_sync >= SYNC_PERIOD_S:  # durable, at most one fsync a second
+                    f.flush()
+                    os.fsync(f.fileno())
+                    self._last_sync = now
             self._lines += 1
             if self._lines > 2 * self.max_entries + 100:
                 self._compact()
@@ -181,7 +193,8 @@ class DecisionLog:
     def _load(self) -> None:
         assert self.path
         try:
-            f = open(self.path, encoding='utf-8')
+            # A byte that is not UTF-8 spoils its line only (replaced, then the line is skipped).
+            f = open(self.path, encoding='utf-8', errors='replace')
         except FileNotFoundError:
             return
         except OSError:
@@ -194,8 +207,11 @@ class DecisionLog:
                 try:
                     obj = json.loads(line)
                     if obj.get('k') == 'd':
+                        features = {str(k): float(v) for k, v in obj['f'].items()}
+                        if not all(math.isfinite(v) for v in features.values()):
+                            raise ValueError('non-finite feature')
                         d = LoggedDecision(id=int(obj['id']), t=float(obj['t']),
-                                           features={str(k): float(v) for k, v in obj['f'].items()},
+                                           features=features,
                                            instruction=str(obj.get('i', '')), skill=str(obj['s']),
                                            params=dict(obj.get('p') or {}), source=str(obj['src']),
                                            outcome=str(obj.get('o', '')), persisted=True)
@@ -203,6 +219,7 @@ class DecisionLog:
                         max_id = max(max_id, d.id)
                     elif obj.get('k') == 'o' and int(obj['id']) in self._entries:
                         self._entries[int(obj['id'])].outcome = str(obj['o'])
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    self.load_errors += 1  # a line cut short by a crash: skip it
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+                        OverflowError):
+                    self.load_errors += 1  # a line cut short by a crash, or tampered: skip it
         self._ids = itertools.count(max_id + 1)

@@ -34,7 +34,7 @@ from llm_agent_brain.cache import (
 from llm_agent_brain.decision_log import BAD_OUTCOMES, OUTCOMES, DecisionLog
 from llm_agent_brain.decision_types import Backend, BackendError, Choice, Situation
 from llm_agent_brain.rules import RuleSet, default_rules_path, load_rules
-from llm_agent_brain.tree import DecisionTree, Sample, TreeSet, label_for
+from llm_agent_brain.tree import DecisionTree, Sample, TreeSet, label_for, remove_stale_temp_files
 
 
 def _meta(description: str, **kw: Any) -> Dict[str, Any]:
@@ -141,14 +141,21 @@ class DecisionPipeline:
         self.train_ms = 0.0
         self.train_errors = 0
         if self.tree_path:
+            for path in (self.tree_path, self.log.path):
+                if remove_stale_temp_files(path):
+                    self.log_.info('removed temp files a crash left beside %s', path)
             try:
                 loaded = TreeSet.load(self.tree_path)
+                bad = loaded.invalid_leaves(catalog) if loaded is not None else []
+                if bad:
+                    raise ValueError(f'{self.tree_path}: {len(bad)} leaf/leaves outside the '
+                                     f'catalogue, e.g. {bad[0]}')
                 if loaded is not None:
                     self.trees = loaded
                     self._trained_version = int(loaded.meta.get('log_size', 0))
             except ValueError as exc:
                 self.tree_load_error = str(exc)
-                self.log_.warning('%s; starting with no tree', exc)
+                self.log_.warning('%s; starting with no tree (it is retrained from the log)', exc)
         self._wake = threading.Condition()
         self._stop = False
         self._train_lock = threading.Lock()

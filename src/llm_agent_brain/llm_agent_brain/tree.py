@@ -23,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -42,8 +43,8 @@ def _read_json(path: str, what: str) -> Any:
             return json.load(f)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f'{path}: cannot load the {what}: {exc}') from exc
+    except (OSError, ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
+        raise ValueError(f'{path}: cannot load the {what}: {str(exc)[:200]}') from None
 
 
 @dataclass
@@ -136,9 +137,9 @@ class Node:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> 'Node':
-        node = Node(counts={str(k): float(v) for k, v in d['counts'].items()}, n=int(d['n']))
+        node = Node(counts={str(k): _finite(v) for k, v in d['counts'].items()}, n=int(d['n']))
         if 'left' in d:
-            node.feature, node.threshold = str(d['feature']), float(d['threshold'])
+            node.feature, node.threshold = str(d['feature']), _finite(d['threshold'])
             node.missing_left, node.gain = bool(d['missing_left']), float(d.get('gain', 0.0))
             node.left, node.right = Node.from_dict(d['left']), Node.from_dict(d['right'])
         else:
@@ -279,8 +280,36 @@ class DecisionTree:
             return None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f'{path}: malformed decision tree: {exc}') from exc
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError,
+                OverflowError) as exc:
+            raise ValueError(f'{path}: malformed decision tree: {str(exc)[:200]}') from None
+
+
+def _finite(value: Any) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f'non-finite number {value!r}')
+    return v
+
+
+def remove_stale_temp_files(path: str, older_than_s: float = 60.0) -> int:
+    """Remove temp files atomic_write_text left beside `path` when a process died mid-write."""
+    folder, base = os.path.split(os.path.abspath(path))
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith('.' + base + '.') and name.endswith('.tmp'):
+            full = os.path.join(folder, name)
+            try:
+                if time.time() - os.path.getmtime(full) > older_than_s:
+                    os.unlink(full)
+                    removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -455,6 +484,21 @@ class TreeSet:
         atomic_write_text(path, json.dumps({'version': FORMAT_VERSION, 'meta': self.meta,
                                             'trees': {k: t.to_dict() for k, t in self.trees.items()}}))
 
+    def invalid_leaves(self, catalog: Any) -> List[str]:
+        """Leaves whose skill and params the catalogue refuses (a tampered or stale file)."""
+        bad = []
+        for key, tree in self.trees.items():
+            stack = [tree.root]
+            while stack:
+                n = stack.pop()
+                if n.left is not None:
+                    stack += [n.left, n.right]
+                elif n.skill and n.skill != AVOID and n.params is not None:
+                    _, reason = catalog.validate(n.skill, n.params)
+                    if reason:
+                        bad.append(f'{key!r} leaf {n.leaf_id}: {reason}')
+        return bad
+
     @classmethod
     def load(cls, path: str) -> Optional['TreeSet']:
         """The saved trees, or None if there is no file (a broken file raises ValueError)."""
@@ -466,5 +510,6 @@ class TreeSet:
                 raise ValueError(f'unsupported format version {data.get("version")!r}')
             return cls({str(k): DecisionTree.from_dict(v) for k, v in data['trees'].items()},
                        data.get('meta') or {})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f'{path}: malformed decision trees: {exc}') from exc
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError,
+                OverflowError) as exc:
+            raise ValueError(f'{path}: malformed decision trees: {str(exc)[:200]}') from None
