@@ -149,3 +149,37 @@ def test_unreachable_server():
     b = OpenAIBackend(base_url='http://127.0.0.1:9/v1', timeout_s=0.5, max_retries=0)
     with pytest.raises(BackendError, match='cannot reach|timeout'):
         b.choose(SIT, CATALOG)
+
+
+def test_the_key_never_follows_a_redirect_and_credentials_are_masked(server, monkeypatch):
+    # The first server answers 302 to the second; urllib would resend Authorization there.
+    other = Script()
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), _handler(other))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        class Redirect(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.send_response(302)
+                self.send_header('Location', f'http://127.0.0.1:{httpd.server_address[1]}/v1/x')
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+        redirector = ThreadingHTTPServer(('127.0.0.1', 0), Redirect)
+        threading.Thread(target=redirector.serve_forever, daemon=True).start()
+        monkeypatch.setenv('OPENAI_API_KEY', 'sk-secret')
+        url = f'http://user:hunter2@127.0.0.1:{redirector.server_address[1]}/v1'
+        b = backend(url, max_retries=0)
+        b.load()
+        with pytest.raises(BackendError) as err:
+            b.choose(SIT, CATALOG)
+        assert other.headers == [], 'the request (and its key) went to the redirect target'
+        assert 'hunter2' not in str(err.value) and 'hunter2' not in json.dumps(b.info())
+        assert '***@127.0.0.1' in b.info()['url']
+        redirector.shutdown()
+        redirector.server_close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

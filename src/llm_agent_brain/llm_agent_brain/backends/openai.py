@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict
 
@@ -68,13 +69,18 @@ class OpenAIBackend(BackendBase):
         base = self.base_url
         return base + '/chat/completions' if base.endswith('/v1') else base + '/v1/chat/completions'
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as logs and diagnostics show it: credentials in it are masked."""
+        return redacted(self.url)
+
     def load(self) -> None:
         """Nothing to load: the server is asked at every decision."""
         self.ready = True
 
     def info(self) -> Dict[str, Any]:
         out = super().info()
-        out.update({'model': self.model or '(server default)', 'url': self.url,
+        out.update({'model': self.model or '(server default)', 'url': self.shown_url,
                     'quantization': 'server', 'guided': self.guided,
                     'requests': self.requests, 'failures': self.failures,
                     'retries': self.retries, 'last_error': self.last_error})
@@ -107,7 +113,7 @@ class OpenAIBackend(BackendBase):
     def _post(self, body: Dict[str, Any]) -> Dict[str, Any]:
         data = json.dumps(body).encode('utf-8')
         req = urllib.request.Request(self.url, data=data, headers=self._headers(), method='POST')
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+        with _OPENER.open(req, timeout=self.timeout_s) as resp:
             raw = resp.read(MAX_RESPONSE_BYTES + 1)
         if len(raw) > MAX_RESPONSE_BYTES:
             raise BackendError(f'answer larger than {MAX_RESPONSE_BYTES} bytes')
@@ -129,18 +135,18 @@ class OpenAIBackend(BackendBase):
                 detail = exc.read(300).decode('utf-8', 'replace') if exc.fp else ''
                 if exc.code in (400, 422) and guided:
                     # The server does not know guided decoding: ask plainly from now on.
-                    self._log(f'{self.url} refused guided decoding (HTTP {exc.code}); '
+                    self._log(f'{self.shown_url} refused guided decoding (HTTP {exc.code}); '
                               f'asking without it')
                     self.guided = guided = False
                     continue
-                error = f'HTTP {exc.code} from {self.url}: {detail[:120]}'
+                error = f'HTTP {exc.code} from {self.shown_url}: {detail[:120]}'
                 retry = exc.code >= 500 or exc.code == 429
             except (socket.timeout, TimeoutError) as exc:
                 error, retry = f'timeout after {self.timeout_s:g} s ({exc})', True
             except urllib.error.URLError as exc:
                 timed_out = isinstance(exc.reason, (socket.timeout, TimeoutError))
                 error = (f'timeout after {self.timeout_s:g} s' if timed_out
-                         else f'cannot reach {self.url}: {exc.reason}')
+                         else f'cannot reach {self.shown_url}: {exc.reason}')
                 retry = True
             except (OSError, ValueError) as exc:  # connection reset, bad status line...
                 error, retry = f'{type(exc).__name__}: {exc}', True
@@ -158,6 +164,24 @@ class OpenAIBackend(BackendBase):
         text = self.complete(situation, catalog)
         return scoring.choice_from_answer(text, situation, catalog, self.margin_m,
                                           f'{self.model or "server"} answered')
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: urllib would resend the Authorization header to wherever they point."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401
+        return None  # urllib then raises HTTPError for the 3xx: an error, never a resend
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def redacted(url: str) -> str:
+    """`url` with any user:password@ replaced by ***@."""
+    parts = urllib.parse.urlsplit(url)
+    if '@' not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc='***@' + parts.netloc.rsplit('@', 1)[1]))
 
 
 def _content(data: Any) -> str:
