@@ -67,7 +67,10 @@ def feature_key(features: Mapping[str, float], bins: Mapping[str, Tuple[float, O
             continue
         if cap is not None:
             x = min(x, cap)
-        key.append((name, int(math.floor(x / width + 1e-9))))
+        b = x / width + 1e-9
+        if not math.isfinite(b):  # 1e308 / 0.25 overflows: such a value has no bin
+            continue
+        key.append((name, int(math.floor(max(-1e15, min(1e15, b))))))
     return tuple(key)
 
 

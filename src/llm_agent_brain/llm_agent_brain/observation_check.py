@@ -6,6 +6,7 @@ lengths, invalid UTF-8. A malformed observation gives a reason, never a guess.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from typing import List, Optional, Sequence, Tuple
 
@@ -13,6 +14,8 @@ from llm_agent_brain import prompt
 from llm_agent_brain.decision_types import Situation
 
 MAX_FEATURES = 256
+# A feature name is an identifier: it goes into the prompt, the cache key and the tree.
+FEATURE_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]{0,63}')
 
 
 def situation_from(names: Sequence[str], values: Sequence[float], summary: str,
@@ -28,6 +31,10 @@ def situation_from(names: Sequence[str], values: Sequence[float], summary: str,
         return None, f'observation malformed: {len(names)} features (at most {MAX_FEATURES})', notes
     if len(set(names)) != len(names):
         return None, 'observation malformed: repeated feature names', notes
+    odd = [n for n in names if not FEATURE_NAME.fullmatch(str(n))]
+    if odd:
+        return None, (f'observation malformed: feature name {str(odd[0])[:40]!r} is not '
+                      f'[A-Za-z_][A-Za-z0-9_]* of at most 64 characters'), notes
     bad = [n for n, v in zip(names, values) if not math.isfinite(float(v))]
     if bad:
         return None, f'observation malformed: non-finite value for {", ".join(bad[:5])}', notes

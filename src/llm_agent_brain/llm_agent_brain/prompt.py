@@ -58,14 +58,19 @@ def sanitize_text(text: Any, max_chars: int) -> Tuple[str, bool]:
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode('utf-8', errors='replace')
     text = str(text)
+    # Cut before normalising: NFKC can make one character 18 (U+FDFA), and normalising 8M
+    # characters took seconds on the decision path. Twice the limit leaves room for spaces.
+    cut_early = len(text) > 2 * max_chars + 16
+    if cut_early:
+        text = text[:2 * max_chars + 16]
     text = unicodedata.normalize('NFKC', text)
     text = _MARKERS.sub(' ', text)
     text = _CONTROL.sub(' ', text)
     # Lone surrogates (from surrogateescape-decoded bytes) cannot be encoded: replace them.
     text = text.encode('utf-8', errors='replace').decode('utf-8')
     text = re.sub(r'\s+', ' ', text).strip()
-    truncated = len(text) > max_chars
-    if truncated:
+    truncated = cut_early or len(text) > max_chars
+    if len(text) > max_chars:
         text = text[:max_chars].rstrip() + '...'
     return text, truncated
 
@@ -150,8 +155,9 @@ def hints(features: Mapping[str, float], safety_distance_m: float = 0.35) -> Ite
 def user_text(situation: Situation, max_instruction_chars: int = 500,
               max_summary_chars: int = 400) -> str:
     """The dynamic user message: facts, features, quoted scene summary and instruction."""
-    instruction, _ = sanitize_text(situation.instruction, max_instruction_chars)
-    summary, _ = sanitize_text(situation.summary, max_summary_chars)
+    # Quoted fields cannot close their quotes: a double quote inside becomes a single one.
+    instruction = sanitize_text(situation.instruction, max_instruction_chars)[0].replace('"', "'")
+    summary = sanitize_text(situation.summary, max_summary_chars)[0].replace('"', "'")
     facts = '; '.join(hints(situation.features)) or 'none'
     return (f'Facts: {facts}.\n'
             f'Sensors:\n{format_features(situation.features)}\n'

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
+MAX_ANSWER_CHARS = 16384  # a skill and its params fit in far less
 DEFAULT_MARGIN_M = 0.3  # the decision node's margin_m default (FastPathConfig)
 # A turn smaller than this is a no-op for the base: offering it lets a weak model "decide"
 # without changing anything, and a cached no-op then repeats forever.
@@ -143,12 +144,17 @@ def merge_params(skill: str, proposed: Any, situation: Situation, catalog: Any,
 
 
 def parse_answer(text: str, names: Sequence[str]) -> Tuple[Optional[str], Any]:
-    """(skill, params) from a model's JSON answer, or a bare skill name; (None, None) if none."""
-    m = re.search(r'\{.*\}', text, re.DOTALL)
-    if m:
+    """(skill, params) from a model's JSON answer, or a bare skill name; (None, None) if none.
+
+    Linear in the answer's length (a regex over `{.*}` was quadratic: 100k `{` took 6 s), and
+    only its first MAX_ANSWER_CHARS are read.
+    """
+    text = text[:MAX_ANSWER_CHARS]
+    start, end = text.find('{'), text.rfind('}')
+    if 0 <= start < end:
         try:
-            data = json.loads(m.group(0))
-        except ValueError:
+            data = json.loads(text[start:end + 1])
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and isinstance(data.get('skill'), str) and data['skill'] in names:
             return data['skill'], data.get('params', {})
