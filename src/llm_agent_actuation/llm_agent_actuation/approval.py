@@ -32,12 +32,20 @@ class ApprovalBook:
             return p.event
 
     def decide(self, goal_id: str, approve: bool) -> Tuple[bool, str]:
-        """Approve or refuse a waiting goal ('' = the oldest); (found, message)."""
+        """Approve or refuse a waiting goal ('' = the only one waiting); (found, message).
+
+        With several waiting an empty id is refused: approving "the oldest" could approve a
+        goal the person never looked at. The message lists the waiting ids and skills.
+        """
         with self._lock:
             waiting = [g for g, p in self._pending.items() if p.decision == WAITING]
             if not goal_id:
                 if not waiting:
                     return False, 'no goal is waiting for approval'
+                if len(waiting) > 1:
+                    listed = ', '.join(f'{g} ({self._pending[g].skill})' for g in waiting)
+                    return False, (f'{len(waiting)} goals wait for approval: name one by its '
+                                   f'goal_id: {listed}')
                 goal_id = waiting[0]
             goal_id = goal_id.lower().replace('-', '')
             p = self._pending.get(goal_id)

@@ -92,7 +92,11 @@ SKILL_CONFIG_PARAMS = {
     'approach_speed_mps': 'approach_speed_mps',
 }
 
-_KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1000,
+# Requests waiting to be answered, at most: a burst of goals faster than Python can accept
+# them (measured ~30-50 goals/s here) waits and is answered late; beyond this many the oldest
+# waiting request is dropped (its client times out) instead of memory growing without bound.
+MAX_QUEUED_REQUESTS = 1000
+_REQUESTS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=MAX_QUEUED_REQUESTS,
                        reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -160,11 +164,9 @@ class SkillServer(GuardedNode):
             cancel_callback=self.callback_errors.wrap('cancel', self._on_cancel,
                                                       lambda *_: CancelResponse.REJECT),
             callback_group=goals, result_timeout=int(math.ceil(p['result_keep_s'])),
-            # Keep every request: a burst of goals faster than Python can accept them (measured
-            # ~30-50 goals/s here) waits in the queue and is answered late, never dropped.
-            goal_service_qos_profile=_KEEP_ALL,
-            cancel_service_qos_profile=_KEEP_ALL,
-            result_service_qos_profile=_KEEP_ALL)
+            goal_service_qos_profile=_REQUESTS,
+            cancel_service_qos_profile=_REQUESTS,
+            result_service_qos_profile=_REQUESTS)
         self.create_service(ApproveSkill, 'agent/approve_skill', self._on_approve,
                             qos_profile=QoSProfile(depth=10), callback_group=goals)
         self.create_timer(1.0 / p['control_rate_hz'], self._control, callback_group=ctl)

@@ -226,10 +226,12 @@ def test_approval_book():
     e1 = b.request('aa', 'move_forward', 0.0)
     b.request('bb', 'turn', 1.0)
     assert b.oldest() == 'aa'
-    assert b.decide('', True) == (True, 'goal aa (move_forward) approved')
+    ok, why = b.decide('', True)  # two wait: an empty id names neither
+    assert not ok and 'aa (move_forward)' in why and 'bb (turn)' in why and not e1.is_set()
+    assert b.decide('BB', False)[0] is True and b.decision('bb') == REFUSED
+    assert b.decide('', True) == (True, 'goal aa (move_forward) approved'), 'the only one left'
     assert e1.is_set() and b.decision('aa') == APPROVED
     assert b.decide('cc', True)[0] is False
-    assert b.decide('BB', False)[0] is True and b.decision('bb') == REFUSED
     assert b.decide('', True) == (False, 'no goal is waiting for approval')
     b.withdraw('aa')
     assert b.decision('aa') == REFUSED

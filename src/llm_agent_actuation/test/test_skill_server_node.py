@@ -399,7 +399,7 @@ def test_approval_and_plugin_skill_from_config(ros_env, world, harness, tmp_path
         res = h.result(turn, 10)
         assert not res.result.success and res.result.message == 'approval timed out'
         assert not h.moving_cmds(t1)
-        # refused (empty goal_id = the oldest waiting goal)
+        # refused (empty goal_id = the only waiting goal)
         turn = h.send('turn', {'angle': 0.8})
         assert h.spin_until(lambda: h.diag is not None, 3)
         fut = h.approve.call_async(ApproveSkill.Request(goal_id='', approve=False))

@@ -4,12 +4,12 @@ import signal
 from contextlib import contextmanager
 
 import pytest
-
-from llm_agent_brain import prompt
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.cache import DEFAULT_BINS, feature_key, parse_bins
 from llm_agent_brain.decision_types import Situation
 from llm_agent_brain.observation_check import situation_from
+
+from llm_agent_brain import prompt
 
 
 @contextmanager
