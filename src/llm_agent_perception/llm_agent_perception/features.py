@@ -36,6 +36,11 @@ def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: fl
     sector, and every sector reads 0 (blocked) so that nothing downstream takes it for a clear way.
     """
     r = np.asarray(ranges, dtype=np.float64)
+    try:
+        angle_min, angle_increment, range_max, range_min = (
+            float(v) for v in (angle_min, angle_increment, range_max, range_min))
+    except (OverflowError, TypeError, ValueError):
+        angle_min = math.nan
     if not all(math.isfinite(v) for v in (angle_min, angle_increment, range_max)) \
             or range_max <= 0:
         return {name: 0.0 for name in SECTOR_NAMES}

@@ -84,7 +84,7 @@ def dequantize(q: np.ndarray, scale: float, zero_point: float,
                dtype: str = 'float32') -> np.ndarray:
     """Return x_hat = (Q - Z) / S (inf where it overflows the type; unpack refuses those)."""
     with np.errstate(over='ignore'):
-        return ((np.asarray(q, dtype=np.float64) - zero_point) / scale).astype(dtype)
+        return np.asarray(((np.asarray(q, dtype=np.float64) - zero_point) / scale).astype(dtype))
 
 
 def entropy_encode(raw: bytes, codec: str, level: int = 3) -> bytes:
