@@ -1,4 +1,4 @@
-"""Section 7: the machine, the versions and the date the figures were measured on."""
+"""Section 8: the machine, the versions and the date the figures were measured on."""
 from __future__ import annotations
 
 import datetime

@@ -20,6 +20,7 @@ SECTIONS = (
     ('closed_loop', 'llm_agent_bench.closed_loop'),
     ('resources', 'llm_agent_bench.resources'),
     ('scaling', 'llm_agent_bench.scaling'),
+    ('reliability', 'llm_agent_bench.reliability'),
     ('machine', 'llm_agent_bench.machine'),
 )
 

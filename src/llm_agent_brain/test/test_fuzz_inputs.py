@@ -6,7 +6,6 @@ import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from llm_agent_brain.backends import scoring
 from llm_agent_brain.decision_log import DecisionLog
 from llm_agent_brain.decision_types import BackendError, Choice, Situation

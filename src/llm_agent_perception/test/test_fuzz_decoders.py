@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from llm_agent_perception.bounded import MAX_DECODED_BYTES, BadInput
 
 from llm_agent_perception import depth_codec, features, image_codec, quantize, scan_processing
-from llm_agent_perception.bounded import MAX_DECODED_BYTES, BadInput
 
 # Seeded and bounded: a case that runs 10 s is a hang, not a speed figure.
 FUZZ = settings(max_examples=400, derandomize=True, database=None, deadline=10_000,
