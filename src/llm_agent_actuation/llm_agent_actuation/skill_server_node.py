@@ -211,6 +211,10 @@ class SkillServer(GuardedNode):
     def _on_scan(self, msg: LaserScan) -> None:
         now = self.now_s()
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        if now - stamp > 10.0 * self.p['scan_timeout_s']:
+            self._warn_throttled('stamp', f'scan stamped {now - stamp:.1f} s before this node\'s '
+                                 'clock: forward motion refused (do the laser driver and this '
+                                 'node use the same clock? use_sim_time?)', 10.0)
         clearance = self.guard.update_scan(msg.ranges, msg.angle_min, msg.angle_increment, now,
                                            msg.range_max, msg.range_min, stamp)
         self.exec.world.front_clearance_m = clearance

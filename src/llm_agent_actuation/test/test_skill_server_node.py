@@ -172,6 +172,9 @@ def _server(ros_env, **params):
     # The world shares 2 loaded cores with the whole suite: a scan gap of 1.5 s was seen, and the
     # guard then (rightly) refuses forward motion. The stale-scan rule has its own core test.
     params.setdefault('scan_timeout_s', 3.0)
+    # The world stamps its scans with its own clock (/clock): the guard compares stamps with
+    # the server's clock, so the server follows it, as under `llm-agent up` with the sim.
+    params.setdefault('use_sim_time', 'true')
     return _start('llm_agent_actuation.skill_server_node', params, ros_env, 'skill_server')
 
 
