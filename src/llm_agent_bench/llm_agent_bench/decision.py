@@ -18,7 +18,17 @@ from llm_agent_brain.backends.scripted import ScriptedBackend
 from llm_agent_brain.decision_types import Situation
 from llm_agent_brain.node_params import backend_from_params
 
-from .core import BenchContext, Section, Table, busy_factor, figure, quantiles, ratio, save_plot
+from .core import (
+    BenchContext,
+    Section,
+    Table,
+    busy_factor,
+    figure,
+    quantiles,
+    ratio,
+    ratio_or_none,
+    save_plot,
+)
 
 TREE_INSTRUCTION = 'explore the room'      # warmed, then the tree is trained on it
 CACHE_INSTRUCTION = 'patrol the corridor'  # warmed after training: only the cache knows it
@@ -217,7 +227,13 @@ def run(ctx: BenchContext) -> Section:
     from llm_agent_brain.decision_types import BackendError
     from llm_agent_bringup.graph import default_config_dir
 
-    from llm_agent_bench.model_bench import SITUATIONS, compare_modes, quiet_model_logs
+    from llm_agent_bench.model_bench import (
+        SITUATIONS,
+        compare_modes,
+        compare_prompts,
+        labelled_cases,
+        quiet_model_logs,
+    )
     quiet_model_logs()
     config_dir = ctx.config_dir or default_config_dir()
     rounds, warm_n = ctx.pick(40, 300), ctx.pick(150, 300)
@@ -267,12 +283,62 @@ def run(ctx: BenchContext) -> Section:
         bench.close()
         shutil.rmtree(data_dir, ignore_errors=True)
     modes: Dict[str, Dict[str, Any]] = {}
+    prompts: Dict[str, Dict[str, Any]] = {}
     if backend is not None:
         ctx.log(f'  LLM answering modes on {mode_n} situations ...')
         modes = mode_rows(compare_modes(backend, bench.node.catalog, SITUATIONS[:mode_n]))
+        cases = labelled_cases()
+        cases = cases if not ctx.quick else cases[::8]
+        ctx.log(f'  prompt styles on {len(cases)} labelled decisions ...')
+        prompts = prompt_rows(compare_prompts(backend, bench.node.catalog, cases))
     paths = path_rows(times, wrong)
-    return _section(ctx, paths, modes, llm_info, dict(seen), stats, notes, rounds, warm_n,
-                    len(cached))
+    section = _section(ctx, paths, modes, llm_info, dict(seen), stats, notes, rounds, warm_n,
+                       len(cached))
+    if prompts:
+        _add_prompt_rows(section, prompts)
+    return section
+
+
+def prompt_rows(raw: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per prompt style: accuracy, tokens, ms (cached, and the first call of an instruction),
+    and ratios to the verbose prompt (the one before)."""
+    rows = {}
+    for style, r in raw.items():
+        rows[style] = {'n': r['n'], 'accuracy': r['accuracy'], 'right': r['right'],
+                       'tokens_p50': statistics.median(r['tokens']) if r['tokens'] else None,
+                       'tokens_max': max(r['tokens']) if r['tokens'] else None,
+                       'cached_ms': statistics.median(r['cached_ms']) if r['cached_ms'] else None,
+                       'cached_cpu_ms': (statistics.median(r['cached_cpu_ms'])
+                                         if r['cached_cpu_ms'] else None),
+                       'first_ms': statistics.median(r['first_ms']) if r['first_ms'] else None}
+    base = rows.get('verbose')
+    for r in rows.values():
+        r['x_verbose_ms'] = ratio_or_none(r['cached_ms'], base and base['cached_ms'])
+        r['x_verbose_cpu'] = ratio_or_none(r['cached_cpu_ms'], base and base['cached_cpu_ms'])
+    return rows
+
+
+def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
+    names = {'verbose': 'verbose (features as a table, instruction in the dynamic part)',
+             'compact': 'compact (instruction in the cached prefix, one observation line)'}
+    section.tables.append(Table(
+        'Prompt styles on the labelled decisions (data/labelled_decisions.yaml), same model: '
+        'ratios to the verbose prompt',
+        ['prompt', 'cases', 'right', 'accuracy', 'new tokens p50', 'new tokens max',
+         'ms/decision (cached)', 'x verbose', 'CPU x verbose', 'first call of an instruction ms'],
+        [[names.get(s, s), r['n'], r['right'], f'{r["accuracy"]:.0%}', r['tokens_p50'],
+          r['tokens_max'], r['cached_ms'], r['x_verbose_ms'], r['x_verbose_cpu'], r['first_ms']]
+         for s, r in rows.items()]))
+    c, v = rows.get('compact'), rows.get('verbose')
+    if c and v:
+        section.findings.append(
+            f'compact prompt: {c["tokens_p50"]:.0f} new tokens per decision (max '
+            f'{c["tokens_max"]:.0f}) against {v["tokens_p50"]:.0f}; '
+            f'{c["x_verbose_cpu"] or float("nan"):.2f}x the verbose prompt\'s CPU time per decision; '
+            f'accuracy {c["accuracy"]:.0%} against {v["accuracy"]:.0%} on {c["n"]} labelled cases; '
+            f'the first decision under a new instruction takes {c["first_ms"]:.0f} ms (it builds '
+            f'that instruction\'s cache; the node does that when the instruction arrives)')
+    section.data['prompts'] = rows
 
 
 def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[str, Dict[str, Any]],

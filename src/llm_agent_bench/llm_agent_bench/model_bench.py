@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -149,4 +150,54 @@ def compare_modes(backend: Any, catalog: Any,
             backend.mode = 'score'
     for m in out.values():
         m['usable'] = sum(1 for s in m['skills'] if s)
+    return out
+
+
+def labelled_cases() -> List[Dict[str, Any]]:
+    """The labelled decisions (data/labelled_decisions.yaml): situation, instruction, accepted skills."""
+    import yaml
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'labelled_decisions.yaml')
+    with open(path, encoding='utf-8') as f:
+        return yaml.safe_load(f)['cases']
+
+
+def compare_prompts(backend: Any, catalog: Any, cases: Sequence[Dict[str, Any]],
+                    styles: Sequence[str] = ('verbose', 'compact')) -> Dict[str, Dict[str, Any]]:
+    """Each prompt style on the same loaded model and labelled cases: right answers, new context
+    tokens per decision, ms per decision with the prompt cache, and the first call of an
+    instruction apart (it builds that instruction's cache in the compact style)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for style in styles:
+        backend.prompt_style = style
+        backend._prefix.clear()
+        first, cached, tokens, cpu = [], [], [], []
+        right, seen = 0, set()
+
+        def timed(sit: Situation) -> Tuple[str, float, float]:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                skill = backend.choose(sit, catalog).skill
+            except BackendError:
+                skill = ''
+            return skill, (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
+
+        # Grouped by instruction, as a robot meets them: the first decision of each instruction
+        # (its cache is built then: timed apart), then every decision with the cache ready.
+        for case in sorted(cases, key=lambda c: c['instruction']):
+            sit = Situation({k: float(v) for k, v in case['features'].items()},
+                            case.get('summary', ''), case['instruction'])
+            key = case['instruction'] if style == 'compact' else ''
+            if key not in seen:
+                first.append(timed(sit)[1])
+                seen.add(key)
+            skill, ms, cpu_ms = timed(sit)
+            cached.append(ms)
+            cpu.append(cpu_ms)
+            tokens.append(backend.last_new_tokens)
+            right += skill in case['accept']
+        out[style] = {'n': len(cases), 'right': right, 'accuracy': right / max(1, len(cases)),
+                      'tokens': tokens, 'cached_ms': cached, 'cached_cpu_ms': cpu,
+                      'first_ms': first}
+    backend.prompt_style = 'compact'
+    backend._prefix.clear()
     return out

@@ -29,7 +29,7 @@ from llm_agent_brain import prompt
 from llm_agent_brain.collisions import ContactMonitor
 from llm_agent_brain.decision_types import SOURCES, BackendError, Choice, Situation
 from llm_agent_brain.goal_dispatch import NEUTRAL_OUTCOMES, GoalDispatch
-from llm_agent_brain.llm_scheduler import TOPIC, Job, LlmScheduler
+from llm_agent_brain.llm_scheduler import TOPIC, WARM, Job, LlmScheduler
 from llm_agent_brain.node_params import ALL_PARAMS, backend_from_params, fast_path_config
 from llm_agent_brain.observation_check import decode_string_message, situation_from
 from llm_agent_brain.pipeline import DecisionPipeline
@@ -142,6 +142,8 @@ class DecisionNode(GuardedNode):
             self.get_logger().warning(f'instruction of {len(text)} characters truncated to {limit}')
         self.instruction, _ = prompt.sanitize_text(text, limit)
         self.get_logger().info(f'instruction: "{self.instruction[:120]}"')
+        if self.backend is not None:
+            self.scheduler.submit_warm(self.instruction)
 
     def on_observation(self, msg: Observation) -> None:
         self.counters['observations'] += 1
@@ -226,6 +228,9 @@ class DecisionNode(GuardedNode):
                                     f'will be a fallback')
             return
         while (job := self.scheduler.next_job()) is not None:
+            if job.kind == WARM:
+                self._prepare(job.situation.instruction)
+                continue
             try:
                 choice = self.pipeline.llm_decide(job.situation)
             except BackendError as exc:
@@ -238,6 +243,18 @@ class DecisionNode(GuardedNode):
                 choice = self._fallback(f'LLM crashed: {type(exc).__name__}')
             if self.scheduler.finish(job, choice) and job.kind == TOPIC:
                 self.finish(choice, self._header(job), job.t0, execute=True)
+
+    def _prepare(self, instruction: str) -> None:
+        prepare = getattr(self.backend, 'prepare', None)
+        if prepare is None:
+            return
+        t0 = time.monotonic()
+        try:
+            prepare(self.catalog, instruction)
+        except Exception as exc:  # noqa: BLE001 - the first decision builds it then
+            self.log.warning('prepare', f'could not prepare the instruction: {exc}')
+            return
+        self.get_logger().info(f'instruction prepared in {time.monotonic() - t0:.2f} s')
 
     def check_deadlines(self) -> None:
         """A topic decision past its deadline: publish the fallback now, drop the late answer."""

@@ -16,7 +16,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 
 from llm_agent_brain.decision_types import Choice, Situation
 
-TOPIC, SERVICE = 'topic', 'service'
+TOPIC, SERVICE, WARM = 'topic', 'service', 'warm'
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Job:
     frame_id: str
     t0: float
     deadline: float
-    kind: str  # TOPIC | SERVICE
+    kind: str  # TOPIC | SERVICE | WARM (build a new instruction's prompt cache, no answer)
     done: threading.Event = field(default_factory=threading.Event)
     result: Optional[Choice] = None
     expired: bool = False
@@ -44,6 +44,7 @@ class LlmScheduler:
         self._latest: Optional[Job] = None
         self._requests: Deque[Job] = deque()
         self._inflight: Optional[Job] = None
+        self._warm: Optional[str] = None
         self._stopped = False
 
     def submit_topic(self, situation: Situation, stamp: Any, frame_id: str, t0: float,
@@ -70,6 +71,12 @@ class LlmScheduler:
             self._cv.notify()
         return job
 
+    def submit_warm(self, instruction: str) -> None:
+        """Ask the worker to prepare a new instruction before its first decision needs it."""
+        with self._cv:
+            self._warm = instruction
+            self._cv.notify()
+
     def supersede_topic(self) -> None:
         """A newer observation was decided on the fast path: waiting topic jobs are moot."""
         with self._cv:
@@ -83,10 +90,16 @@ class LlmScheduler:
         """The next live job for the worker (in flight from now); None once stopped or idle."""
         while True:
             with self._cv:
-                while block and not self._stopped and not self._requests and self._latest is None:
+                while block and not self._stopped and not self._requests and self._latest is None \
+                        and self._warm is None:
                     self._cv.wait()
-                if self._stopped or (not self._requests and self._latest is None):
+                if self._stopped or (not self._requests and self._latest is None
+                                     and self._warm is None):
                     return None
+                if self._warm is not None and not self._requests:
+                    instruction, self._warm = self._warm, None
+                    return Job(Situation({}, '', instruction), None, '', self.clock(),
+                               float('inf'), WARM)
                 job = self._requests.popleft() if self._requests else self._latest
                 if job is self._latest:
                     self._latest = None

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from llm_agent_common.node import Param, params_from_dataclass
 
-from llm_agent_brain import quantization
+from llm_agent_brain import prompt, quantization
 from llm_agent_brain.backends import BACKENDS, make_backend
 from llm_agent_brain.backends.transformers import MODES
 from llm_agent_brain.pipeline import FastPathConfig
@@ -38,6 +38,11 @@ NODE_PARAMS: List[Param] = [
           '~/.cache/llm_agent/models', **RO),
     Param('llm_mode', 'score', 'score: log-likelihood of each allowed skill (fast, always '
           'valid); generate: free JSON generation', allowed=MODES, **RO),
+    Param('prompt_style', 'compact', 'compact: the instruction in the cached prefix and the '
+          'observation as one short line; verbose: every feature as a table line (the older '
+          'prompt, about 4x the tokens)', allowed=prompt.STYLES, **RO),
+    Param('instruction_caches', 4, 'Prompt caches kept, one per instruction (least recently '
+          'used dropped); agent/decide requests may each carry their own', range=(1, 64), **RO),
     Param('num_threads', 0, 'torch CPU threads for inference; 0 = all cores but one',
           range=(0, 64), **RO),
     Param('openai_base_url', 'http://localhost:8000/v1', 'OpenAI-compatible server base URL', **RO),
@@ -101,4 +106,6 @@ def backend_from_params(values: Mapping[str, Any], log: Optional[Callable[[str],
                         compute_dtype=v['compute_dtype'], prune_amount=v['prune_amount'],
                         model_cache_dir=v['model_cache_dir'], mode=v['llm_mode'],
                         margin_m=v['margin_m'], num_threads=v['num_threads'],
-                        max_instruction_chars=v['max_instruction_chars'], log=log)
+                        max_instruction_chars=v['max_instruction_chars'],
+                        prompt_style=v['prompt_style'], instruction_caches=v['instruction_caches'],
+                        log=log)

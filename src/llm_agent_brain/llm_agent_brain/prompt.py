@@ -152,12 +152,74 @@ def hints(features: Mapping[str, float], safety_distance_m: float = 0.35) -> Ite
             yield 'the target is not visible'
 
 
+STYLES = ('compact', 'verbose')
+QUESTION = '\nWhich skill next?'
+
+
+def _side(bearing: float) -> str:
+    if abs(bearing) < 0.2:
+        return 'ahead'
+    return f'{abs(math.degrees(bearing)):.0f} deg {"left" if bearing > 0 else "right"}'
+
+
+def observation_line(features: Mapping[str, float], summary: str = '',
+                     safety_distance_m: float = 0.35) -> str:
+    """The situation as one short line of words and rounded numbers (a small model reads it
+    better than a table, and it costs a fifth of the tokens)."""
+    f = features
+    parts = []
+    front = f.get('front_range')
+    if front is not None:
+        state = 'blocked' if front < safety_distance_m else 'clear'
+        parts.append(f'ahead {state} {front:.1f} m')
+    sides = []
+    for side, names in (('left', ('front_left_range', 'left_range')),
+                        ('right', ('front_right_range', 'right_range')),
+                        ('behind', ('rear_range',))):
+        near = [f[n] for n in names if n in f]
+        if near:
+            sides.append(f'{side} {min(near):.1f}')
+    if sides:
+        parts.append(', '.join(sides))
+    if 'target_visible' in f:
+        if f['target_visible'] >= 0.5:
+            size = f.get('target_size', 0.0)
+            parts.append(f'target {_side(f.get("target_bearing", 0.0))}'
+                         + (', close' if size >= 0.3 else ''))
+        else:
+            parts.append('no target in view')
+    goal = f.get('goal_distance')
+    if goal is not None and goal >= 0.0:
+        parts.append(f'goal {goal:.1f} m {_side(f.get("goal_bearing", 0.0))}')
+    if summary:
+        parts.append(f"scene '{summary}'")
+    return '; '.join(parts) or 'no sensor data'
+
+
+def instruction_head(instruction: str, max_instruction_chars: int = 500) -> str:
+    """The start of the compact user message: the instruction, which changes rarely (a backend
+    keeps its key/value cache), then where the observation goes: it follows after a space,
+    which a BPE tokenizer joins to the next word, so the split does not change the tokens."""
+    text = sanitize_text(instruction, max_instruction_chars)[0].replace('"', "'")
+    return f'Instruction (quoted): "{text}"\nNow:'
+
+
 def user_text(situation: Situation, max_instruction_chars: int = 500,
-              max_summary_chars: int = 400) -> str:
-    """The dynamic user message: facts, features, quoted scene summary and instruction."""
+              max_summary_chars: int = 400, style: str = 'compact') -> str:
+    """The user message of one decision.
+
+    compact (the default): the instruction, then the observation as one line; only the line
+    changes between decisions of one instruction. verbose: facts, a table of every feature,
+    the quoted scene summary and instruction (the prompt before; the bench's baseline).
+    """
     # Quoted fields cannot close their quotes: a double quote inside becomes a single one.
-    instruction = sanitize_text(situation.instruction, max_instruction_chars)[0].replace('"', "'")
     summary = sanitize_text(situation.summary, max_summary_chars)[0].replace('"', "'")
+    if style == 'compact':
+        return (instruction_head(situation.instruction, max_instruction_chars) + ' '
+                + observation_line(situation.features, summary) + QUESTION)
+    if style != 'verbose':
+        raise ValueError(f'prompt style must be one of {STYLES}, got {style!r}')
+    instruction = sanitize_text(situation.instruction, max_instruction_chars)[0].replace('"', "'")
     facts = '; '.join(hints(situation.features)) or 'none'
     return (f'Facts: {facts}.\n'
             f'Sensors:\n{format_features(situation.features)}\n'
@@ -199,20 +261,20 @@ EXAMPLES: Tuple[Tuple[str, Situation], ...] = (
 )
 
 
-def few_shot(catalog: Any) -> Tuple[Tuple[str, str], ...]:
+def few_shot(catalog: Any, style: str = 'compact') -> Tuple[Tuple[str, str], ...]:
     """(user text, answer) pairs of the examples whose skill is in the catalogue."""
-    return tuple((user_text(s), skill) for skill, s in EXAMPLES if skill in catalog)
+    return tuple((user_text(s, style=style), skill) for skill, s in EXAMPLES if skill in catalog)
 
 
 def messages(catalog: Any, user: str, scenario: str = DEFAULT_SCENARIO,
-             examples: bool = True, json_answer: bool = False) -> list:
+             examples: bool = True, json_answer: bool = False, style: str = 'compact') -> list:
     """Chat messages: system, the examples as earlier turns, then the user message."""
     system = system_text(catalog, scenario)
     if json_answer:
         system += '\n' + json_instructions(catalog)
     out = [{'role': 'system', 'content': system}]
     if examples:
-        for text, skill in few_shot(catalog):
+        for text, skill in few_shot(catalog, style):
             answer = json.dumps({'skill': skill}) if json_answer else skill
             out += [{'role': 'user', 'content': text}, {'role': 'assistant', 'content': answer}]
     out.append({'role': 'user', 'content': user})

@@ -62,14 +62,15 @@ def test_cached_prefix_scores_equal_a_full_pass_and_prefix_is_not_mutated(fp32):
     nf4 = fp32
     sit = SITUATIONS[0]
     names = ['stop', 'move_forward', 'turn', 'approach_target']
-    ids, cache, after = nf4.prefix_cache(CATALOG)
+    ids, cache, after = nf4.prefix_cache(CATALOG, sit.instruction)
     before = [k.clone() for k, _ in nf4._layers(cache)]
     scores = nf4.score(sit, CATALOG, names)
     scores_again = nf4.score(sit, CATALOG, names)
     assert cache.get_seq_length() == len(ids)
     assert all(torch.equal(a, k) for a, (k, _) in zip(before, nf4._layers(cache)))
     assert scores == pytest.approx(scores_again, abs=1e-4)
-    full = ids + nf4._ids(prompt.user_text(sit) + after)
+    full = ids + nf4._ids(' ' + prompt.observation_line(sit.features, sit.summary) + after)
+    assert nf4.last_new_tokens == len(full) - len(ids) <= 60, 'the compact prompt\'s budget'
     for name, s in zip(names, scores):
         cand = nf4._ids(name) + [nf4.tokenizer.eos_token_id]
         with torch.inference_mode():

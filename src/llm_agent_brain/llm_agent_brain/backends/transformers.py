@@ -15,6 +15,7 @@ import inspect
 import logging
 import os
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from llm_agent_brain import model_store, prompt
@@ -49,12 +50,15 @@ class TransformersBackend(BackendBase):
                  model_cache_dir: str = '', mode: str = 'score', margin_m: float = scoring.DEFAULT_MARGIN_M,
                  max_instruction_chars: int = 500, scenario: str = prompt.DEFAULT_SCENARIO,
                  max_new_tokens: int = 48, num_threads: int = 0, examples: bool = True,
+                 prompt_style: str = 'compact', instruction_caches: int = 4,
                  log: Callable[[str], None] = LOG.info) -> None:
         super().__init__()
         if quantization not in quant.QUANTIZATIONS:
             raise ValueError(f'quantization must be one of {quant.QUANTIZATIONS}')
         if mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
+        if prompt_style not in prompt.STYLES:
+            raise ValueError(f'prompt_style must be one of {prompt.STYLES}, got {prompt_style!r}')
         self.model_name = model
         self.quantization = quantization
         self.device = device
@@ -69,13 +73,19 @@ class TransformersBackend(BackendBase):
         self.max_new_tokens = max_new_tokens
         self.num_threads = num_threads
         self.examples = examples
+        self.prompt_style = prompt_style
+        self.instruction_caches = max(1, int(instruction_caches))
         self._log = log
         self.loaded: Optional[quant.LoadedModel] = None
         self.path = ''
         self._load_lock = threading.Lock()
-        self._prefix: Dict[str, Tuple[List[int], Any]] = {}
+        # Key/value caches of the static prefix, one per instruction (compact style; least
+        # recently used dropped): text before the observation -> (ids, cache, text after).
+        self._prefix: 'OrderedDict[str, Tuple[List[int], Any, str]]' = OrderedDict()
         self._cache_kw = 'cache'
         self.calls = 0
+        self.prefix_builds = 0        # caches built (a new instruction, or one dropped earlier)
+        self.last_new_tokens = 0      # context tokens the last scored decision fed the model
 
     # ----------------------------------------------------------------- loading
     def load(self) -> None:
@@ -117,9 +127,17 @@ class TransformersBackend(BackendBase):
         return out
 
     # ------------------------------------------------------------------ prompt
-    def _render(self, catalog: Any, json_answer: bool = False) -> Tuple[str, str]:
-        """The chat text before and after the user message: system, examples, template marks."""
-        msgs = prompt.messages(catalog, _SENTINEL, self.scenario, self.examples, json_answer)
+    def _render(self, catalog: Any, instruction: str = '',
+                json_answer: bool = False) -> Tuple[str, str]:
+        """The chat text before and after the observation: system, examples, template marks and,
+        in the compact style, the instruction (so it is part of the cached prefix)."""
+        if self.prompt_style == 'compact' and not json_answer:
+            user = prompt.instruction_head(instruction, self.max_instruction_chars) + _SENTINEL \
+                + prompt.QUESTION
+        else:
+            user = _SENTINEL
+        msgs = prompt.messages(catalog, user, self.scenario, self.examples, json_answer,
+                               self.prompt_style)
         tok = self.tokenizer
         if getattr(tok, 'chat_template', None):
             text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
@@ -147,21 +165,36 @@ class TransformersBackend(BackendBase):
         cache = getattr(out, 'cache', None)
         return cache if cache is not None else getattr(out, 'past_key_values', None)
 
-    def prefix_cache(self, catalog: Any) -> Tuple[List[int], Any, str]:
-        """(token ids, key/value cache, text after the user turn) of the static prefix.
+    def prefix_cache(self, catalog: Any, instruction: str = '') -> Tuple[List[int], Any, str]:
+        """(token ids, key/value cache, text after the observation) of the static prefix.
 
-        Built once per catalogue.
+        Built once per catalogue and (compact style) instruction; a few are kept.
         """
-        before, after = self._render(catalog)
+        before, after = self._render(catalog, instruction)
         entry = self._prefix.get(before)
-        if entry is None:
-            import torch
-            ids = self._ids(before)
-            t = torch.tensor([ids], device=self._input_device())
-            out = self._forward(t, torch.ones_like(t), self._new_cache())
-            entry = (ids, self._out_cache(out), after)
-            self._prefix = {before: entry}  # one catalogue at a time
+        if entry is not None:
+            self._prefix.move_to_end(before)
+            return entry
+        import torch
+        ids = self._ids(before)
+        t = torch.tensor([ids], device=self._input_device())
+        out = self._forward(t, torch.ones_like(t), self._new_cache())
+        entry = (ids, self._out_cache(out), after)
+        self._prefix[before] = entry
+        self.prefix_builds += 1
+        while len(self._prefix) > self.instruction_caches:
+            self._prefix.popitem(last=False)
         return entry
+
+    def prepare(self, catalog: Any, instruction: str) -> None:
+        """Build the cache of a new instruction now, off the decision path."""
+        if self.ready and self.mode == 'score':
+            with self._lock:
+                self.prefix_cache(catalog, instruction)
+
+    def is_prepared(self, catalog: Any, instruction: str) -> bool:
+        """True when a decision under this instruction reuses a cache."""
+        return self._render(catalog, instruction)[0] in self._prefix if self.ready else False
 
     def _input_device(self) -> Any:
         return self.model.get_input_embeddings().weight.device
@@ -204,9 +237,15 @@ class TransformersBackend(BackendBase):
               names: Sequence[str]) -> List[float]:
         """Log-likelihood of each skill name as the answer, after the shared prompt."""
         import torch
-        prefix_ids, prefix, after = self.prefix_cache(catalog)
-        dyn_text = prompt.user_text(situation, self.max_instruction_chars) + after
+        prefix_ids, prefix, after = self.prefix_cache(catalog, situation.instruction)
+        if self.prompt_style == 'compact':
+            summary = prompt.sanitize_text(situation.summary, 400)[0].replace('"', "'")
+            dyn_text = ' ' + prompt.observation_line(situation.features, summary) + after
+        else:
+            dyn_text = prompt.user_text(situation, self.max_instruction_chars,
+                                        style='verbose') + after
         dyn = self._ids(dyn_text)
+        self.last_new_tokens = len(dyn)
         dev = self._input_device()
         p_len, d_len = len(prefix_ids), len(dyn)
         # 1. the dynamic part once, on a copy of the prefix cache
@@ -256,7 +295,8 @@ class TransformersBackend(BackendBase):
         """Free generation of the JSON answer from the full prompt (no prefix cache)."""
         import torch
         before, after = self._render(catalog, json_answer=True)
-        text = before + prompt.user_text(situation, self.max_instruction_chars) + after
+        text = before + prompt.user_text(situation, self.max_instruction_chars,
+                                         style=self.prompt_style) + after
         ids = torch.tensor([self._ids(text)], device=self._input_device())
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
