@@ -67,7 +67,9 @@ class DecisionNode(GuardedNode):
                                                                  p['contact_clear_m']))
         self.counters: Dict[str, int] = {k: 0 for k in (
             'observations', 'malformed', 'truncated', 'invalid_utf8', 'bad_events',
-            'backend_errors', 'goals_sent', 'goals_rejected', 'service_calls', 'contacts')}
+            'backend_errors', 'goals_sent', 'goals_rejected', 'service_calls', 'contacts',
+            'held')}
+        self._last_decision = time.monotonic()  # of the last decision that was not a fallback
         self.latency: Dict[str, Deque[float]] = {s: deque(maxlen=500) for s in SOURCES}
         self.load_s = 0.0
         self.log = ThrottledLog(self.get_logger())
@@ -257,9 +259,17 @@ class DecisionNode(GuardedNode):
         self.get_logger().info(f'instruction prepared in {time.monotonic() - t0:.2f} s')
 
     def check_deadlines(self) -> None:
-        """A topic decision past its deadline: publish the fallback now, drop the late answer."""
+        """A topic decision past its deadline: its late answer will be dropped. The skill that
+        runs goes on (rules and the guard still apply) until hold_max_s without a decision;
+        with nothing running, or past that bound, the fallback skill now."""
         for job in self.scheduler.expire_due():
             why = f'decision missed its deadline of {self.params["decision_timeout_s"]:g} s'
+            waited = time.monotonic() - self._last_decision
+            if self.dispatch.running() and waited < self.params['hold_max_s']:
+                self.counters['held'] += 1
+                self.log.info('hold', f'LLM {why}: the running skill goes on '
+                                      f'({waited:.1f} s since the last decision)')
+                continue
             self.log.warning('deadline', f'LLM {why}: fallback')
             self.finish(self._fallback(why), self._header(job), job.t0, True)
 
@@ -274,6 +284,8 @@ class DecisionNode(GuardedNode):
         """Publish one decision (a Choice is valid by construction) and maybe execute it."""
         if choice.source == 'fallback':
             self.pipeline.sources['fallback'] += 1
+        else:
+            self._last_decision = time.monotonic()
         msg = Decision(skill=choice.skill, params_json=json.dumps(choice.params, sort_keys=True),
                        confidence=float(min(1.0, max(0.0, choice.confidence))),
                        source=choice.source if choice.source in SOURCES else 'fallback',

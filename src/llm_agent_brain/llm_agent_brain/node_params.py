@@ -62,6 +62,9 @@ NODE_PARAMS: List[Param] = [
     # Applied at the next decision:
     Param('decision_timeout_s', 5.0, 'An LLM decision later than this becomes a fallback (s)',
           range=(0.05, 600.0)),
+    Param('hold_max_s', 15.0, 'While the LLM is late the running skill goes on (rules and the '
+          'guard still apply) for at most this long without a decision, then fallback_skill; '
+          '0 = a fallback at every missed deadline', range=(0.0, 600.0)),
     Param('default_instruction', 'go to the red target', 'Instruction until one arrives on '
           'agent/instruction (a change replaces the current instruction)'),
     Param('max_instruction_chars', 500, 'Longer instructions are truncated', range=(16, 20000)),

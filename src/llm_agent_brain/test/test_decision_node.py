@@ -297,3 +297,22 @@ def test_rules_only_brain_never_reaches_a_model(make_node, spin_until):
     assert spin_until(ce, lambda: diags, 5.0)
     status = diags[-1].status[0]
     assert status.level == DiagnosticStatus.OK and 'LLM disabled' in status.message
+
+
+def test_a_late_llm_lets_the_running_skill_go_on_until_the_bound(make_node, spin_until):
+    # Keep going while it thinks: a missed deadline with a skill running sends no stop, until
+    # hold_max_s passes without a decision; with nothing running the fallback comes at once.
+    slow = SlowBackend(1.0)
+    node, cn, ce = make_node(slow, decision_timeout_s=0.2, hold_max_s=30.0)
+    seen = []
+    cn.create_subscription(Decision, 'agent/decision', seen.append, 10)
+    pub = cn.create_publisher(Observation, 'agent/observation', 10)
+    assert spin_until(ce, lambda: pub.get_subscription_count() > 0, 5.0)
+    assert node.dispatch.begin('move_forward', {'distance': 1.0, 'speed': 0.3}) is not None
+    feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    pub.publish(observation(feats))
+    assert spin_until(ce, lambda: node.counters['held'] >= 1, 10.0)
+    assert not [m for m in seen if m.source == 'fallback'], 'a stop interrupted the running skill'
+    assert node.set_parameters([Parameter('hold_max_s', value=0.0)])[0].successful  # the bound
+    pub.publish(observation(feats))
+    assert spin_until(ce, lambda: [m for m in seen if m.source == 'fallback'], 10.0)
