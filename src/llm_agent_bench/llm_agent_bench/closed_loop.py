@@ -24,8 +24,9 @@ import numpy as np
 from .core import BenchContext, Section, Table, figure, quantiles, ratio_or_none, save_plot
 
 BASELINE = 'llm_only'
-LABELS = {'hybrid': 'hybrid (rules → tree → caches → LLM)', 'llm_only': 'LLM only',
-          'rules_only': 'rules only (no LLM)'}
+LABELS = {'hybrid': 'hybrid (rules → tree → caches → LLM)',
+          'hybrid_stop': 'hybrid, stop at every late LLM answer (the policy before hold_max_s)',
+          'llm_only': 'LLM only', 'rules_only': 'rules only (no LLM)'}
 SOURCES = ('rule', 'tree', 'cache', 'llm', 'fallback')
 SEED = 1  # the hybrid's warm-up episode; every brain is scored on seeds SEED+1 ...
 
@@ -149,6 +150,8 @@ def brain_args(brain: str, ctx: BenchContext, workdir: str) -> List[str]:
             f.write('rules: []\n')
         params = ['enable_tree:=false', 'enable_cache:=false', 'enable_semantic_cache:=false',
                   f'rules_file:={no_rules}']
+    elif brain == 'hybrid_stop':
+        params = ['hold_max_s:=0.0']
     elif brain == 'rules_only':
         # Tree and caches would only learn from the rules' own decisions: off, rules alone.
         params = ['enable_llm:=false', 'enable_tree:=false', 'enable_cache:=false',
@@ -236,7 +239,8 @@ def _bars(ctx: BenchContext, figs: Dict[str, Dict[str, Any]]) -> str:
                ('LLM calls per sim minute', lambda f: f['llm_calls_per_min_sim'] or 0.0, False),
                ('p95 decision latency, ms (log)',
                 lambda f: f['latency_ms']['p95'] if f['latency_ms'] else 0.0, True)]
-    colors = {'hybrid': 'tab:green', 'llm_only': 'tab:red', 'rules_only': 'tab:gray'}
+    colors = {'hybrid': 'tab:green', 'hybrid_stop': 'tab:olive', 'llm_only': 'tab:red',
+              'rules_only': 'tab:gray'}
     fig, axes = figure(1, len(metrics), figsize=(12, 3.8))
     for ax, (title, get, log) in zip(axes, metrics):
         values = [get(figs[b]) for b in brains]
@@ -259,7 +263,7 @@ def run(ctx: BenchContext) -> Section:
     results: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix='bench_closed_loop_') as workdir:
         for brain in LABELS:
-            extra = warmup if brain == 'hybrid' else 0
+            extra = warmup if brain.startswith('hybrid') else 0
             run_ = run_demo(ctx, brain, first - extra, episodes + extra, timeout_s, workdir)
             if 'episodes' in run_:
                 run_['episodes'] = [e for e in run_['episodes'] if e['seed'] >= first]
@@ -337,6 +341,13 @@ def _findings(figs: Dict[str, Dict[str, Any]]) -> List[str]:
     if late:
         out.append('LLM answers later than decision_timeout_s (a `stop` fallback instead): '
                    + ', '.join(late) + '.')
+    stop = figs.get('hybrid_stop')
+    if hyb and stop:
+        def t(f: Dict[str, Any]) -> str:
+            return f'{f["time_to_goal_mean_s"]:.1f} s' if f.get('time_to_goal_mean_s') else 'n/a'
+        out.append(f'Keep going while it thinks: the hybrid reached the goal {hyb["successes"]}/'
+                   f'{hyb["episodes"]} (mean time to goal {t(hyb)}) against {stop["successes"]}/'
+                   f'{stop["episodes"]} ({t(stop)}) when every late LLM answer stops the robot.')
     rules = figs.get('rules_only')
     if rules and rules['latency_ms']:
         out.append(f'Rules only: no model, p95 decision latency {rules["latency_ms"]["p95"]:.2f} ms, '
