@@ -37,9 +37,12 @@ def node_command(entry: NodeEntry, config_dir: str, namespace: str, use_sim_time
 class Launcher:
     """Start a set of nodes, one process each, and stop every one of them on the way out."""
 
-    def __init__(self, log: Log = print, stop_timeout_s: float = 10.0):
+    def __init__(self, log: Log = print, stop_timeout_s: float = 10.0,
+                 log_dir: Optional[str] = None):
         self.children: List[Child] = []
         self.log = log
+        # None: the nodes write to this terminal; else one <node>.log file each in this folder.
+        self.log_dir = log_dir
         self.stop_timeout_s = stop_timeout_s
         self._stopping = False
 
@@ -52,8 +55,15 @@ class Launcher:
         for entry in entries:
             cmd = node_command(entry, config_dir, namespace, use_sim_time,
                                extra_args.get(entry.name, []))
+            out = None
+            if self.log_dir:
+                os.makedirs(self.log_dir, exist_ok=True)
+                out = open(os.path.join(self.log_dir, f'{entry.name}.log'), 'ab')
             # Own session: a terminal's Ctrl-C reaches us once and we stop children in order.
-            proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out,
+                                    stderr=subprocess.STDOUT if out else None)
+            if out is not None:
+                out.close()  # the child holds its own descriptor
             self.children.append(Child(entry, proc))
             self.log(f'[llm-agent] started {entry.name} (pid {proc.pid})')
 

@@ -39,6 +39,9 @@ def add_demo_args(p: argparse.ArgumentParser) -> None:
                    help='world speed factor (sim seconds per wall second)')
     p.add_argument('--out', default=None, help='folder for metrics.json and a trajectory PNG per episode')
     p.add_argument('--json', default=None, metavar='PATH', help='write the summary as JSON here')
+    p.add_argument('--verbose', action='store_true',
+                   help='the nodes log to this terminal (default: one file each in OUT/logs, '
+                        'or a temporary folder, so that the progress lines stay readable)')
     p.add_argument('--config', default=None, help='config folder (default: installed)')
     p.add_argument('--namespace', default='', help='ROS namespace of the graph')
     p.add_argument('--world', default='',
@@ -238,7 +241,12 @@ def run_demo(args: argparse.Namespace) -> int:
     for item in args.brain_param:
         brain += ['-p', item]
     extra['decision_node'] = brain
-    launcher = Launcher()
+    log_dir = None
+    if not args.verbose:
+        log_dir = os.path.join(args.out, 'logs') if args.out else \
+            tempfile.mkdtemp(prefix='llm_agent_demo_logs_')
+        print(f'[demo] node logs: {log_dir}', flush=True)
+    launcher = Launcher(log=print if args.verbose else (lambda _msg: None), log_dir=log_dir)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: (stop.set(), launcher.request_stop()))
                 for s in (signal.SIGINT, signal.SIGTERM)}
