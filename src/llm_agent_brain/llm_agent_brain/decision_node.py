@@ -229,6 +229,7 @@ class DecisionNode(GuardedNode):
             self.get_logger().error(f'{name} backend failed to load: {exc}; every LLM decision '
                                     f'will be a fallback')
             return
+        self._prepare(self.instruction)  # the instruction it starts with, before a decision waits
         while (job := self.scheduler.next_job()) is not None:
             if job.kind == WARM:
                 self._prepare(job.situation.instruction)
