@@ -20,7 +20,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, Tuple
 
-from .core import BenchContext, Section, Table
+from .core import BenchContext, Section, Table, figure, save_plot
 from .guard_trials import run as guard_run
 
 
@@ -43,13 +43,18 @@ def _mutations(rng: random.Random, base: bytes, n: int) -> List[bytes]:
     return out
 
 
-def _try(fn: Callable[[Any], Any], cases: List[Any], bad: Tuple[type, ...]) -> Dict[str, Any]:
+def _try(fn: Callable[[Any], Any], cases: List[Any], bad: Tuple[type, ...],
+         refusal: Callable[[Any], bool] = lambda _out: False) -> Dict[str, Any]:
+    """Run fn on every case: a valid result, a clear refusal (one of `bad` raised, or a result
+    `refusal` says is one, like a reason returned), or a crash (anything else raised)."""
     ok = refused = 0
     crashes: List[str] = []
     for case in cases:
         try:
-            fn(case)
-            ok += 1
+            if refusal(fn(case)):
+                refused += 1
+            else:
+                ok += 1
         except bad:
             refused += 1
         except Exception as exc:  # noqa: BLE001 - what the section counts
@@ -102,7 +107,8 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
             [([rng.choice(['front_range', 'x y', '"', 'a' * 100, '']) for _ in range(k)],
               [rng.choice(weird) for _ in range(rng.choice([k, k + 1]))],
               rng.choice(['', '"' * 300, '\ufdfa' * 2000]), rng.choice(['go', '{' * 5000]))
-             for k in (rng.randint(0, 30) for _ in range(n))], ()),
+             for k in (rng.randint(0, 30) for _ in range(n))], (),
+            refusal=lambda out: out[0] is None),
         'model answer': _try(
             lambda t: scoring.choice_from_answer(
                 t, Situation({'front_range': 2.0}, '', 'go'), catalog, 0.3, 'fuzz'),
@@ -114,7 +120,7 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
             lambda t: catalog.validate('move_forward', t),
             [rng.choice(['{"distance": ' + '9' * 400 + '}', '[' * 100000, '{"distance": NaN}',
                          'x' * 20000, '{"speed": -1}', '{"distance": 1.0}'])
-             for _ in range(n // 10)], ()),
+             for _ in range(n // 10)], (), refusal=lambda out: bool(out[1])),
     }
     return results
 
@@ -293,6 +299,22 @@ def injection_corpus(seed: int = 0) -> Dict[str, Any]:
     return out
 
 
+def _plot(ctx: BenchContext, fuzz: Dict[str, Dict[str, Any]]) -> str:
+    fig, ax = figure(figsize=(8, 3.5))
+    names = list(fuzz)
+    valid = [fuzz[k]['valid'] for k in names]
+    refused = [fuzz[k]['refused'] for k in names]
+    crashes = [fuzz[k]['crashes'] for k in names]
+    ax.barh(names, valid, color='tab:green', label='valid result')
+    ax.barh(names, refused, left=valid, color='tab:orange', label='refused, clear error')
+    ax.barh(names, crashes, left=[v + r for v, r in zip(valid, refused)], color='tab:red',
+            label='crash')
+    ax.set_xlabel('inputs tried')
+    ax.legend(fontsize=7, loc='lower right')
+    ax.set_title('Every input: a valid result or a clear refusal')
+    return save_plot(ctx, fig, 'reliability_inputs.png')
+
+
 def run(ctx: BenchContext) -> Section:
     n = ctx.pick(400, 10000)
     ctx.log(f'  fuzzing every input, {n} cases each ...')
@@ -339,6 +361,7 @@ def run(ctx: BenchContext) -> Section:
     ]
     return Section('reliability', 'Reliability: inputs, bombs, guard, files, injections',
                    'counts (0 crashes, 0 contacts, 0 off-catalogue decisions)', tables=tables,
+                   plots=[_plot(ctx, fuzz)],
                    findings=findings, data={'fuzz': fuzz, 'bombs': bomb_rows,
                                              'guard': vars(guard), 'files': files,
                                              'kills': kills, 'injection': inj})

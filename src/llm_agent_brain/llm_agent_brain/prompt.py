@@ -192,7 +192,7 @@ def observation_line(features: Mapping[str, float], summary: str = '',
     if goal is not None and goal >= 0.0:
         parts.append(f'goal {goal:.1f} m {_side(f.get("goal_bearing", 0.0))}')
     if summary:
-        parts.append(f"scene '{summary}'")
+        parts.append('scene "' + summary.replace('"', "'") + '"')  # it cannot close its quotes
     return '; '.join(parts) or 'no sensor data'
 
 
