@@ -313,11 +313,9 @@ def _wait_ready(client: AgentClient, launcher: Launcher, stop: threading.Event,
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not stop.is_set():
-        dead = launcher.poll_dead()
-        if dead is not None:
-            print(f'[demo] node {dead.entry.name} exited with code {dead.process.returncode}',
-                  file=sys.stderr)
-            return dead.process.returncode or 1
+        code = _dead_node_code(launcher)
+        if code:
+            return code
         with client.lock:
             ready = client.brain_ready and client.decisions_seen > 0
         if ready:
@@ -329,15 +327,23 @@ def _wait_ready(client: AgentClient, launcher: Launcher, stop: threading.Event,
     return 1
 
 
+def _dead_node_code(launcher: Launcher) -> int:
+    """The exit code of a node of the graph that died (said on stderr), else 0."""
+    dead = launcher.poll_dead()
+    if dead is None:
+        return 0
+    print(f'[demo] node {dead.entry.name} exited with code {dead.process.returncode}',
+          file=sys.stderr)
+    return dead.process.returncode or 1
+
+
 def _run_episode(monitor: EpisodeRecorder, launcher: Launcher, stop: threading.Event,
                  episode: Episode, timeout_s: float) -> int:
     wall_start = time.monotonic()
     while not stop.is_set():
-        dead = launcher.poll_dead()
-        if dead is not None:
-            print(f'[demo] node {dead.entry.name} exited with code {dead.process.returncode}',
-                  file=sys.stderr)
-            return dead.process.returncode or 1
+        code = _dead_node_code(launcher)
+        if code:
+            return code
         with monitor.lock:
             elapsed = monitor.client.now_s() - monitor.episode_start
             if episode.success or elapsed >= timeout_s:
