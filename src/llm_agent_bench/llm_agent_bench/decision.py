@@ -273,7 +273,9 @@ def run(ctx: BenchContext) -> Section:
             ctx.log(f'  {llm_calls} LLM round trips (+1 warm-up) ...')
             for i in range(llm_calls + 1):
                 bench.node.pipeline.clear_cache()  # no cached answer: the model must decide
-                ms, resp = bench.call('decide', SITUATIONS[i % len(SITUATIONS)])
+                sit = SITUATIONS[i % len(SITUATIONS)]
+                backend.prepare(bench.node.catalog, sit.instruction)  # as on agent/instruction
+                ms, resp = bench.call('decide', sit)
                 seen[resp.decision.source] += 1
                 if i:  # the first call pays the one-off prefix cache build
                     times['llm'].append(ms)

@@ -140,6 +140,7 @@ def compare_modes(backend: Any, catalog: Any,
 
     backend.choose(situations[0], catalog)  # warm-up: builds the prefix cache
     for sit in situations:
+        backend.prepare(catalog, sit.instruction)  # as the node does when an instruction arrives
         timed_choice('scored_cached', sit)
         backend._prefix.clear()  # the whole prompt is encoded again (and cached for the next)
         timed_choice('scored_nocache', sit)
