@@ -8,6 +8,10 @@ PIP := $(PY) -m pip
 PKGS := llm_agent_common llm_agent_samples llm_agent_perception llm_agent_brain llm_agent_actuation \
 	llm_agent_sim llm_agent_bringup llm_agent_bench llm_agent_cli
 SITE := $(VENV)/lib/python3.11/site-packages
+# ROS 2 Jazzy's launch, launch_testing and `ros2` command for a machine without ROS (the
+# development machines and CI have them there); without the folder the tests that need them skip.
+ROS2_TOOLS ?= ../shared/ros2-tools
+ROS2_TOOLS_STAMP := $(if $(wildcard $(ROS2_TOOLS)/wheels),$(VENV)/.stamp-ros2-tools)
 
 # DDS stays on this machine for every make target (platform.md): loopback discovery only, and a
 # domain of this run's own unless the caller chose one. The product itself keeps ROS defaults.
@@ -39,10 +43,14 @@ $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(wildcard src/llm_agent_interfac
 	tools/build_interfaces.sh $(VENV)
 	touch $@
 
-# Editable installs, and the ament index entries colcon --symlink-install would make, so that
-# nodes find share/<pkg>/package.xml and share/llm_agent_bringup/{config,launch} (links to the
+$(VENV)/.stamp-ros2-tools: $(VENV)/.stamp-interfaces requirements/ros2-tools.txt tools/install_ros2_tools.sh
+	tools/install_ros2_tools.sh $(VENV) $(ROS2_TOOLS)
+	touch $@
+
+# Editable installs, and the ament index entries and lib/<package>/ executables colcon
+# --symlink-install would make, so that `ros2 run`/launch_ros find the nodes and nodes find share/<pkg>/package.xml and share/llm_agent_bringup/{config,launch} (links to the
 # top-level folders that bringup owns) with nothing sourced.
-$(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml)
+$(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(ROS2_TOOLS_STAMP) $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml) $(wildcard launch/*.py)
 	$(PIP) install -q --no-build-isolation --no-deps $(foreach p,$(PKGS),-e src/$(p))
 	for p in $(PKGS); do \
 	  mkdir -p $(VENV)/share/$$p $(VENV)/share/ament_index/resource_index/packages; \
@@ -51,7 +59,11 @@ $(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(foreach p,$(PKGS),src/$(p)/
 	  rm -rf $(VENV)/share/$$p/config; \
 	done
 	ln -sfn $(CURDIR)/config $(VENV)/share/llm_agent_bringup/config
-	ln -sfn $(CURDIR)/launch $(VENV)/share/llm_agent_bringup/launch
+	# One link per launch file, as colcon --symlink-install makes: `ros2 launch` walks the share
+	# folder without following a linked folder.
+	rm -rf $(VENV)/share/llm_agent_bringup/launch; mkdir -p $(VENV)/share/llm_agent_bringup/launch
+	ln -sf $(CURDIR)/launch/*.py $(VENV)/share/llm_agent_bringup/launch/
+	$(PY) tools/link_executables.py $(VENV) $(PKGS)
 	$(PY) -c "import rclpy; from llm_agent_interfaces.action import ExecuteSkill; import llm_agent_cli.cli"
 	touch $@
 

@@ -2,9 +2,7 @@
 
 Arguments: namespace, config, use_sim_time.
 
-NOT RUN ON THE DEVELOPMENT MACHINES: `launch`/`launch_ros` are not installable there (no
-PyPI or Debian package; see the README); written for ROS 2 Jazzy, run by the Docker CI job
-(test/launch/).
+Run for real by the launch tests in test/launch/ (`make test`).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through
 llm_agent_bringup.graph, in llm_agent_bringup.launch_graph: no node is named here.
 """

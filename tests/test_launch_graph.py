@@ -1,15 +1,15 @@
 """The launch files, config/graph.yaml, the packages and the launch tests agree.
 
-`launch`, `launch_ros` and `launch_testing` are not installable on the development machines
-(platform.md), so nothing here imports them or imitates what they do. Instead:
+The launch files run for real in the launch tests of test/launch/ (launch_testing's pytest plugin;
+`make test` collects them). What they cannot show is checked here, without importing `launch`:
   * the launch files' source is read as an AST: they name no node, build nodes only through the
     helper llm_agent_bringup.launch_graph, which takes them from llm_agent_bringup.graph (load_graph/select);
   * the helper's pure part (`node_specs`, the keyword arguments of each launch_ros Node) is run
     for real and compared with graph.ros_args, what `llm-agent up` passes to the same nodes;
   * every graph entry is checked against its package: console script in setup.py, module with
     `main`, parameter files in ROS's format keyed `/**/<node>`, ament index markers installed;
-  * the launch tests in test/launch/ run through `launch_test` where launch_testing imports (the
-    Docker CI); here they are reported as skipped, with the reason.
+  * each launch test in test/launch/ is well formed (it launches files that exist, waits with
+    ReadyToTest and checks exit codes after shutdown).
 """
 import ast
 import glob
@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -31,9 +30,7 @@ LAUNCH_DIR = os.path.join(REPO, 'launch')
 HELPER_PATH = os.path.join(REPO, 'src', 'llm_agent_bringup', 'llm_agent_bringup', 'launch_graph.py')
 LAUNCH_FILES = sorted(glob.glob(os.path.join(LAUNCH_DIR, '*.launch.py')))
 SUBSYSTEM_FILES = [f for f in LAUNCH_FILES if os.path.basename(f) != 'agent.launch.py']
-LAUNCH_TESTS = sorted(glob.glob(os.path.join(REPO, 'test', 'launch', 'test_*.py')))
-SKIP_LAUNCH_TESTING = ('launch_testing is not installable here, see platform.md; '
-                       'they run in the Docker CI')
+LAUNCH_TESTS = sorted(glob.glob(os.path.join(REPO, 'test', 'launch', 'test_*_launch.py')))
 
 ENTRIES = graph.load_graph(CONFIG)
 PACKAGES = sorted({e.package for e in ENTRIES})
@@ -315,9 +312,6 @@ def test_package_is_installed_in_the_ament_index(package):
 def test_executable_is_installed_where_launch_ros_looks(entry):
     from ament_index_python.packages import get_package_prefix
     lib = os.path.join(get_package_prefix(entry.package), 'lib', entry.package)
-    if not os.path.isdir(lib):
-        pytest.skip(f'no {lib}: an editable pip install (make setup) puts scripts in bin/; '
-                    'colcon installs them in lib/<package>, checked in the Docker CI')
     assert os.access(os.path.join(lib, entry.executable), os.X_OK), \
         f'{lib}/{entry.executable} missing'
 
@@ -329,21 +323,11 @@ def test_launch_test_file_is_well_formed(path):
     tree = _tree(path)
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert 'generate_test_description' in functions
-    assert _calls(tree, 'ReadyToTest') and _calls(tree, 'assertExitCodes')
+    assert _calls(tree, 'ReadyToTest')
+    assert _calls(tree, 'assertExitCodes') or _calls(tree, 'assert_clean_exit')
     assert _calls(tree, 'post_shutdown_test')
     launched = {s for s in _strings(tree) if s.endswith('.launch.py')}
     assert launched and all(os.path.isfile(os.path.join(LAUNCH_DIR, s)) for s in launched), launched
-
-
-@pytest.mark.parametrize('path', LAUNCH_TESTS, ids=os.path.basename)
-def test_launch_test_passes(path, ros_env):
-    pytest.importorskip('launch_testing', reason=SKIP_LAUNCH_TESTING)
-    launch_test = shutil.which('launch_test')
-    assert launch_test, 'launch_testing imports but the launch_test command is not on PATH'
-    proc = subprocess.run([launch_test, path], env=ros_env, cwd=REPO, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, \
-        f'{os.path.basename(path)} failed:\n{proc.stdout[-8000:]}\n{proc.stderr[-4000:]}'
 
 
 # --- Docker and CI files (no Docker engine here: they are parsed, not run) ---------------------

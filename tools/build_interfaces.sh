@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Build llm_agent_interfaces (ament_cmake) against the ROS 2 Jazzy wheels in a venv and install
-# it into the venv's prefix, where the wheels' bootstrap already puts `lib/` on LD_LIBRARY_PATH
-# and `lib/python3.11/site-packages` on sys.path. On a real ROS 2 install use colcon instead.
+# Build an ament_cmake message package (default: llm_agent_interfaces) against the ROS 2 Jazzy
+# wheels in a venv and install it into the venv's prefix, where the wheels' bootstrap already puts
+# `lib/` on LD_LIBRARY_PATH and `lib/python3.11/site-packages` on sys.path. On a real ROS 2
+# install use colcon instead.  Usage: build_interfaces.sh VENV [PACKAGE_SOURCE_DIR]
 set -euo pipefail
 venv=$(cd "${1:-.venv}" && pwd)
 top=$(cd "$(dirname "$0")/.." && pwd)
-build="$top/build/llm_agent_interfaces"
+src=$(cd "${2:-$top/src/llm_agent_interfaces}" && pwd)
+name=$(basename "$src")
+build="$top/build/$name"
 mkdir -p "$build"
 py="$venv/bin/python"
 
@@ -21,9 +24,9 @@ done
 
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv" PATH="$venv/bin:$PATH"
 export PYTHONPATH="$venv/lib/python3.11/site-packages${PYTHONPATH:+:$PYTHONPATH}"
-cmake -S "$top/src/llm_agent_interfaces" -B "$build" -DCMAKE_INSTALL_PREFIX="$venv" \
+cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX="$venv" \
   -DPython3_EXECUTABLE="$py" -DPYTHON_EXECUTABLE="$py" -DBUILD_TESTING=OFF \
   -DCMAKE_BUILD_TYPE=Release > "$build.log" 2>&1 || { tail -40 "$build.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)" >> "$build.log" 2>&1 || { tail -40 "$build.log"; exit 1; }
 cmake --install "$build" >> "$build.log" 2>&1 || { tail -40 "$build.log"; exit 1; }
-echo "llm_agent_interfaces installed into $venv"
+echo "$name installed into $venv"

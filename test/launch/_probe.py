@@ -1,7 +1,6 @@
-"""A small rclpy probe shared by the launch tests in this folder (imported by path).
-
-NOT RUN ON THE DEVELOPMENT MACHINES (no `launch_testing` there, see the README); the Docker
-CI job runs these tests. It uses its own rclpy Context, never the global one.
+"""A small rclpy probe and the checks shared by the launch tests in this folder (imported by
+path). It uses its own rclpy Context, never the global one. `make test` runs these tests through
+launch_testing's pytest plugin (launch_testing from ../shared/ros2-tools or a ROS install).
 """
 import os
 import time
@@ -44,6 +43,26 @@ class Probe:
             self.executor.spin_once(timeout_sec=0.05)
         return bool(predicate())
 
+    def wait_for_graph(self, nodes=(), topics=(), services=(), actions=(),
+                       timeout_s: float = 30.0) -> List[str]:
+        """What is still missing of these names (relative to the namespace) after timeout_s."""
+        ns = self.node.get_namespace().rstrip('/')
+
+        def missing() -> List[str]:
+            have_nodes = {f'{n_ns.rstrip("/")}/{n}' for n, n_ns in
+                          self.node.get_node_names_and_namespaces()}
+            have_topics = {t for t, _ in self.node.get_topic_names_and_types()}
+            have_services = {s for s, _ in self.node.get_service_names_and_types()}
+            gone = [f'node {n}' for n in nodes if f'{ns}/{n}' not in have_nodes]
+            gone += [f'topic {t}' for t in topics if f'{ns}/{t}' not in have_topics]
+            gone += [f'service {s}' for s in services if f'{ns}/{s}' not in have_services]
+            gone += [f'action {a}' for a in actions
+                     if f'{ns}/{a}/_action/send_goal' not in have_services]
+            return gone
+
+        self.spin_until(lambda: not missing(), timeout_s)
+        return missing()
+
     def messages(self, msg_type: Any, topic: str, count: int, timeout_s: float) -> List[Any]:
         """Up to `count` messages from `topic` (best effort: matches any publisher's QoS)."""
         got: List[Any] = []
@@ -76,3 +95,13 @@ class Probe:
         if not self.spin_until(future.done, timeout_s):
             raise AssertionError(f'{what}: no answer after {timeout_s} s')
         return future.result()
+
+
+def assert_clean_exit(test: Any, proc_info: Any, proc_output: Any) -> None:
+    """After shutdown: every process exited 0 and none printed a Python traceback."""
+    import launch_testing.asserts
+    launch_testing.asserts.assertExitCodes(proc_info)
+    for io in proc_output:
+        text = io.text.decode(errors='replace') if isinstance(io.text, bytes) else str(io.text)
+        test.assertNotIn('Traceback (most recent call last)', text,
+                         f'{io.process_name} printed a traceback:\n{text[-2000:]}')

@@ -1,9 +1,7 @@
 """Launch test of the built-in world alone: launch/sim.launch.py in a namespace.
 
-NOT RUN ON THE DEVELOPMENT MACHINES: `launch_testing` is not installable there (no PyPI or
-Debian package; see the README). Run on a ROS 2 Jazzy install, after sourcing the workspace:
+Run by `make test` (launch_testing's pytest plugin), or alone:
     launch_test test/launch/test_world_launch.py
-The Docker CI job runs it (docker/run_tests.sh, through tests/test_launch_graph.py).
 
 Active tests: the world publishes scan, odom, camera frames, /clock and its diagnostics, and
 `sim/reset` answers; after shutdown it exited with 0.
@@ -70,9 +68,11 @@ class TestWorld(unittest.TestCase):
         self.assertEqual(len(msgs[0].data), msgs[0].step * msgs[0].height)
 
     def test_clock_advances(self):
+        from llm_agent_bringup.graph import clock_topic
         from rosgraph_msgs.msg import Clock
-        msgs = self.probe.messages(Clock, '/clock', 2, STARTUP_S)
-        self.assertEqual(len(msgs), 2, 'the world does not publish /clock')
+        topic = clock_topic(NAMESPACE)  # a namespaced world runs its own time
+        msgs = self.probe.messages(Clock, topic, 2, STARTUP_S)
+        self.assertEqual(len(msgs), 2, f'the world does not publish {topic}')
         t = [m.clock.sec + m.clock.nanosec * 1e-9 for m in msgs]
         self.assertGreater(t[1], t[0])
 

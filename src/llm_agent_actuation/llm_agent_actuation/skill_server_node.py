@@ -11,19 +11,18 @@ import json
 import math
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import GuardedNode, Param, Params, latched_qos
+from llm_agent_common.node import GuardedNode, Param, Params, latched_qos, run_node
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
@@ -185,6 +184,13 @@ class SkillServer(GuardedNode):
     def steady_s(self) -> float:
         return self._steady.now().nanoseconds * 1e-9
 
+    def close(self) -> None:
+        """On the way out (run_node, before the node is destroyed): end every goal, let their
+        execute callbacks send the results, and command the base to zero."""
+        self.exec.shutdown()
+        time.sleep(2.0 / self.p['feedback_rate_hz'])
+        self.publish_cmd(0.0, 0.0)
+
     def publish_cmd(self, v: float, w: float) -> None:
         msg = Twist()
         msg.linear.x, msg.angular.z = float(v), float(w)
@@ -293,17 +299,28 @@ class SkillServer(GuardedNode):
         result.duration_s = float(elapsed(run, self.now_s()))
         result.outcome = run.kind or (SUCCEEDED if result.success else FAILED)
         if result.success:
-            goal_handle.succeed()
+            self._settle(goal_handle.succeed)
         elif run.kind == CANCELED and goal_handle.is_cancel_requested:
-            goal_handle.canceled()
+            self._settle(goal_handle.canceled)
         else:
-            goal_handle.abort()
+            self._settle(goal_handle.abort)
         # rclpy refuses two severities from one call site: two calls.
         if result.success:
             self.get_logger().info(f'{req.skill} [{goal_id[:8]}]: {result.message}')
         else:
             self.get_logger().warning(f'{req.skill} [{goal_id[:8]}]: {result.message}')
         return result
+
+    def _settle(self, transition: Callable[[], None]) -> None:
+        """Put a goal in its terminal state; at shutdown (Ctrl-C destroys the action server while
+        goals end) there is no one to tell, and that is not an error."""
+        if not self.context.ok():
+            return
+        try:
+            transition()
+        except _rclpy.RCLError:
+            if self.context.ok():
+                raise
 
     def _await_approval(self, goal_handle: Any, run: GoalRun, period: float) -> None:
         event = self.approvals.request(run.goal_id, run.spec.name, self.now_s())
@@ -383,33 +400,11 @@ class SkillServer(GuardedNode):
         self.diag_pub.publish(msg)
 
 
-def main(args: Optional[List[str]] = None) -> None:
+def main(args: Optional[List[str]] = None) -> int:
     """Run the skill server until Ctrl-C; the base is commanded to zero on the way out."""
-    rclpy.init(args=args)
-    node: Optional[SkillServer] = None
-    executor: Optional[MultiThreadedExecutor] = None
-    try:
-        node = SkillServer()
-        # One thread per running or waiting goal (each blocks in its execute callback) plus
-        # room for the control timer, watchdog, subscriptions and services.
-        executor = MultiThreadedExecutor(num_threads=int(node.p['max_active_goals']) + 6)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.exec.shutdown()
-            time.sleep(2.0 / node.p['feedback_rate_hz'])   # let execute threads send results
-            try:
-                node.publish_cmd(0.0, 0.0)
-            except Exception:  # the context may already be shut down
-                pass
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # One thread per running or waiting goal (each blocks in its execute callback) plus room
+    # for the control timer, watchdog, subscriptions and services.
+    return run_node(SkillServer, args, threads=lambda node: int(node.p['max_active_goals']) + 6)
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ the safe skill. Every decision is published on `agent/decision` and (unless
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -39,6 +40,8 @@ from llm_agent_interfaces.srv import Decide
 
 # Rationale of the fallback decisions of a rules-only brain (enable_llm: false).
 LLM_DISABLED = 'LLM disabled (enable_llm: false)'
+# How long Ctrl-C waits for a busy LLM worker: well inside launch's 5 s from SIGINT to SIGTERM.
+SHUTDOWN_WAIT_S = 2.0
 
 
 class DecisionNode(GuardedNode):
@@ -90,6 +93,7 @@ class DecisionNode(GuardedNode):
         self.create_timer(0.05, self.check_deadlines, callback_group=fast)
         self.diagnostics = Diagnostics(self, self._figures, period_s=p['diagnostics_period_s'],
                                        status=self._status, callback_group=fast)
+        self.context.on_shutdown(self.scheduler.stop)  # Ctrl-C: the worker takes no new job
         self.worker = threading.Thread(target=self._work, name='llm_worker', daemon=True)
         self.worker.start()
 
@@ -229,6 +233,8 @@ class DecisionNode(GuardedNode):
             self.get_logger().error(f'{name} backend failed to load: {exc}; every LLM decision '
                                     f'will be a fallback')
             return
+        if self.scheduler.stopped:  # Ctrl-C came while the model loaded
+            return
         self._prepare(self.instruction)  # the instruction it starts with, before a decision waits
         while (job := self.scheduler.next_job()) is not None:
             if job.kind == WARM:
@@ -257,7 +263,8 @@ class DecisionNode(GuardedNode):
         except Exception as exc:  # noqa: BLE001 - the first decision builds it then
             self.log.warning('prepare', f'could not prepare the instruction: {exc}')
             return
-        self.get_logger().info(f'instruction prepared in {time.monotonic() - t0:.2f} s')
+        if not self.scheduler.stopped:  # after Ctrl-C there is no rosout to log to
+            self.get_logger().info(f'instruction prepared in {time.monotonic() - t0:.2f} s')
 
     def check_deadlines(self) -> None:
         """A topic decision past its deadline: its late answer will be dropped. The skill that
@@ -355,11 +362,15 @@ class DecisionNode(GuardedNode):
         return values
 
     def destroy_node(self) -> None:
-        """Stop the worker first: a thread still inside torch at exit aborts Python (exit -6)."""
+        """Stop the worker first. One still inside torch (a model loading, a long decision) is
+        not waited for past SHUTDOWN_WAIT_S: `leave_now` tells run_node to end the process
+        without Python's finalisation, which would abort under that thread (exit -6)."""
         self.scheduler.stop()
-        self.worker.join(timeout=30.0)
-        if self.worker.is_alive():
-            self.get_logger().warning('LLM worker still busy at shutdown')
+        self.worker.join(timeout=SHUTDOWN_WAIT_S)
+        self.leave_now = self.worker.is_alive()
+        if self.leave_now:  # on stderr: after Ctrl-C there is no rosout to log to
+            print(f'[{self.get_name()}] the LLM worker is busy (model loading or deciding): '
+                  'exiting without waiting for it', file=sys.stderr)
         self.pipeline.close()
         super().destroy_node()
 

@@ -141,6 +141,11 @@ class LlmScheduler:
         with self._cv:
             return len(self._requests) + (self._latest is not None) + (self._inflight is not None)
 
+    @property
+    def stopped(self) -> bool:
+        """True once stop() was called (the node is shutting down)."""
+        return self._stopped
+
     def stop(self) -> None:
         """Wake the worker and make it return."""
         with self._cv:

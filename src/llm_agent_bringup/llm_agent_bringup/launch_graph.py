@@ -1,10 +1,8 @@
 """Shared logic of the launch files in launch/: turn config/graph.yaml into launch_ros Nodes.
 
-NOT RUN ON THE DEVELOPMENT MACHINES: `launch`, `launch_ros` and `ros2cli` are not installable
-there (no PyPI or Debian package; see the README), so these launch files were written
-for a real ROS 2 Jazzy install (the Docker image, a robot) and only compiled, AST-checked and
-their pure part (`node_specs`) unit-tested by tests/test_launch_graph.py. They run in the Docker
-CI job (docker/run_tests.sh through the launch tests in test/launch/).
+The launch tests in test/launch/ run the launch files for real (`make test`; `launch` comes
+from a ROS install or ../shared/ros2-tools); tests/test_launch_graph.py unit-tests the pure part
+(`node_specs`) against what `llm-agent up` passes to the same nodes.
 
 The node list, parameter files and the sim-time rule come from `llm_agent_bringup.graph` (the same
 code `llm-agent up` uses): this module adds no node of its own. It is split in two:

@@ -1,11 +1,14 @@
 """The node toolkit of every package: parameters, QoS, diagnostics, bad inputs, a worker, run_node."""
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 import time
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -24,9 +27,20 @@ from .stats import Percentiles, RateMeter, compression_ratio
 
 
 def sensor_qos(depth: int = 1) -> QoSProfile:
-    """Best effort, keep-last `depth`: a slow consumer gets the newest frame, never a queue."""
+    """For subscribers of sensor data (REP 2003's sensor-data profile): best effort, keep-last
+    `depth`, so a slow consumer gets the newest frame, never a queue. Publishers use
+    `sensor_pub_qos`."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def sensor_pub_qos(depth: int = 5) -> QoSProfile:
+    """For publishers of sensor data (REP 2003: the system default, reliable, volatile): every
+    subscriber can connect, reliable ones (Nav2, `ros2 topic echo` defaults) and best-effort ones
+    alike; a best-effort subscriber still gets best-effort delivery."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
 
 
@@ -414,25 +428,93 @@ class LatestWorker:
         self._thread.join(timeout_s)
 
 
-def run_node(make_node: Callable[[], Node], args=None, threads: int = 2) -> int:
-    """Init rclpy, spin the node on a MultiThreadedExecutor, and shut down cleanly on Ctrl-C."""
-    rclpy.init(args=args)
-    node = None
-    executor = None
+# How long the shutdown waits for callbacks in flight before destroying the node; with the
+# node's own close() it stays inside launch's 5 s between SIGINT and SIGTERM.
+CALLBACKS_WAIT_S = 2.0
+# The longest a spin waits before it looks at a stop request (a Ctrl-C on an idle node).
+_SPIN_PERIOD_S = 0.5
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the spin loop to end. The handler only sets a flag: an exception
+    raised from it would land anywhere in the main thread, e.g. half-way through rclpy making a
+    Task, which then fails noisily when garbage-collected."""
+
+    def __init__(self) -> None:
+        self.signal = ''
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        # One stop is enough: a terminal or a launcher may deliver the signal twice (to the
+        # process and to its group), and a second one must not interrupt the clean shutdown.
+        self.signal = self.signal or signal.Signals(signum).name
+
+
+def _wait_for_callbacks(executor: Any, timeout_s: float) -> None:
+    """Let callbacks in flight finish before the node is destroyed: rclpy 7.1's
+    Executor.shutdown() does not wait for them, and they then touch destroyed publishers."""
+    pool = getattr(executor, '_executor', None)  # MultiThreadedExecutor's thread pool
+    if pool is None:
+        return
+    pool.shutdown(wait=False)  # what is queued still runs: the node is not destroyed yet
+    deadline = time.monotonic() + timeout_s
+    for thread in list(getattr(pool, '_threads', ())):
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def run_node(make_node: Callable[[], Node], args=None,
+             threads: Union[int, Callable[[Node], int]] = 1,
+             fatal: Tuple[type, ...] = ()) -> int:
+    """Run one node until SIGINT or SIGTERM and shut it down cleanly; the process exit code.
+
+    `threads` 1 spins a SingleThreadedExecutor (the cheapest: nodes whose callbacks only hand
+    work to a LatestWorker); more, or a function of the node, a MultiThreadedExecutor of that
+    size (callbacks that block, e.g. an action's execute). `fatal` exceptions from `make_node`
+    (a bad parameter or file) are logged and give exit code 1 instead of a traceback.
+
+    rclpy's own signal handler shuts the context down under running callbacks (they then fail
+    on destroyed publishers and the log cannot reach rosout); here the signal only ends the
+    spin, then the node's `close()` stops its threads, callbacks in flight finish, and only then
+    are the node and the context destroyed.
+    """
+    from rclpy.exceptions import ParameterException
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    node: Optional[Node] = None
+    executor: Any = None
+    code = 0
     try:
-        node = make_node()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        try:
+            node = make_node()
+        except (ParameterException, *fatal) as exc:
+            rclpy.logging.get_logger('run_node').fatal(f'{type(exc).__name__}: {exc}')
+            return 1
+        count = threads(node) if callable(threads) else threads
+        executor = (SingleThreadedExecutor() if count <= 1
+                    else MultiThreadedExecutor(num_threads=count))
         executor.add_node(node)
-        executor.spin()
+        while rclpy.ok() and not stop.signal:
+            executor.spin_once(timeout_sec=_SPIN_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         close = getattr(node, 'close', None)
         if close is not None:
-            close()  # stop worker threads first, so none publishes on a destroyed node
+            close()  # stop the node's own threads first, so none publishes on a destroyed node
         if executor is not None:
-            executor.shutdown()
+            _wait_for_callbacks(executor, CALLBACKS_WAIT_S)
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    if getattr(node, 'leave_now', False):
+        # A native thread the node could not stop (e.g. torch loading a model): finalising the
+        # interpreter under it aborts the process; everything of ours is closed, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -12,6 +12,7 @@ from llm_agent_common.node import (
     Params,
     StreamStats,
     run_node,
+    sensor_pub_qos,
     sensor_qos,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -44,7 +45,7 @@ class DepthCompressor(GuardedNode):
         self.bad = BadInputs(self)
         self.stats = StreamStats()
         self._pub = self.create_publisher(
-            CompressedImage, 'camera/depth/image_raw/compressedDepth', sensor_qos(5))
+            CompressedImage, 'camera/depth/image_raw/compressedDepth', sensor_pub_qos(5))
         self._worker = LatestWorker(self._encode, 'depth_compressor_encode',
                                     on_error=lambda e: self.bad.report('encode_error', repr(e)))
         self.create_subscription(Image, 'camera/depth/image_raw', self._on_image, sensor_qos(1),

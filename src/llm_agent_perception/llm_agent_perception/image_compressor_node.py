@@ -13,6 +13,7 @@ from llm_agent_common.node import (
     Params,
     StreamStats,
     run_node,
+    sensor_pub_qos,
     sensor_qos,
 )
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -57,7 +58,7 @@ class ImageCompressor(GuardedNode):
         self._last_out_t: Optional[float] = None
         self._reset_budget(self.params.values)
         self._pub = self.create_publisher(CompressedImage, 'camera/image_raw/compressed',
-                                          sensor_qos(5))
+                                          sensor_pub_qos(5))
         self._worker = LatestWorker(self._encode, 'image_compressor_encode',
                                     on_error=lambda e: self.bad.report('encode_error', repr(e)))
         self.create_subscription(Image, 'camera/image_raw', self._on_image, sensor_qos(1),

@@ -12,6 +12,7 @@ from llm_agent_common.node import (
     Params,
     StreamStats,
     run_node,
+    sensor_pub_qos,
     sensor_qos,
 )
 from sensor_msgs.msg import CompressedImage, Image
@@ -42,7 +43,7 @@ class ImageDecompressor(GuardedNode):
         self.params = Params(self, PARAMS)
         self.bad = BadInputs(self)
         self.stats = StreamStats(work='decode')
-        self._pub = self.create_publisher(Image, self.params['out_topic'], sensor_qos(5))
+        self._pub = self.create_publisher(Image, self.params['out_topic'], sensor_pub_qos(5))
         self.create_subscription(CompressedImage, self.params['in_topic'], self._on_msg,
                                  sensor_qos(1))
         self.diagnostics = Diagnostics(self, self.stats.key_values, self.bad)

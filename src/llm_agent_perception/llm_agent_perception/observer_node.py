@@ -201,7 +201,7 @@ class Observer(GuardedNode):
 
 def main(args=None) -> int:
     """Run the observer node until Ctrl-C."""
-    return run_node(Observer, args, threads=3)
+    return run_node(Observer, args)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ from llm_agent_common.node import (
     Params,
     StreamStats,
     run_node,
+    sensor_pub_qos,
     sensor_qos,
 )
 from sensor_msgs.msg import LaserScan
@@ -68,8 +69,8 @@ class ScanFilter(GuardedNode):
         self.stats = StreamStats(work='filter')
         self.compressed_stats = StreamStats()
         self.nonfinite_beams = 0
-        self._pub = self.create_publisher(LaserScan, 'scan/filtered', sensor_qos(5))
-        self._cpub = self.create_publisher(CompressedScan, 'scan/compressed', sensor_qos(5))
+        self._pub = self.create_publisher(LaserScan, 'scan/filtered', sensor_pub_qos(5))
+        self._cpub = self.create_publisher(CompressedScan, 'scan/compressed', sensor_pub_qos(5))
         self.create_subscription(LaserScan, 'scan', self._on_scan, sensor_qos(1))
         self.diagnostics = Diagnostics(self, self._figures, self.bad)
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
 from llm_agent_common.config import ConfigNotFound, installed_config
-from llm_agent_common.node import GuardedNode, Param, Params
+from llm_agent_common.node import GuardedNode, Param, Params, run_node, sensor_pub_qos
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Header, String
@@ -146,7 +143,9 @@ class SimWorldNode(GuardedNode):
         # The episode state at each sensor's due instant: captured by physics, taken by the sensor.
         self._wanted: Dict[str, Any] = {'camera': None, 'scan': None}
 
-        sensor_qos = qos_profile_sensor_data
+        # REP 2003: sensor publishers keep the system default (reliable) so that every
+        # subscriber, reliable or best effort, can connect.
+        sensor_qos = sensor_pub_qos(5)
         self.pub_image = self.create_publisher(Image, 'camera/image_raw', sensor_qos)
         self.pub_depth = self.create_publisher(Image, 'camera/depth/image_raw', sensor_qos)
         self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor_qos)
@@ -399,51 +398,9 @@ class SimWorldNode(GuardedNode):
         self.pub_diag.publish(DiagnosticArray(header=Header(stamp=_stamp(t)), status=[status]))
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    # One stop is enough: a terminal or a launcher may deliver the signal twice (to the process
-    # and to its group); a second one must not interrupt the clean shutdown.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def main(args: Optional[List[str]] = None) -> int:
     """Run the sim_world node until Ctrl-C; return 0, or 1 when the world cannot be built."""
-    from rclpy.exceptions import ParameterException
-    from rclpy.signals import SignalHandlerOptions
-
-    # rclpy's own SIGINT handler shuts the context down under running callbacks (they then fail
-    # on destroyed publishers); instead let Ctrl-C and SIGTERM stop spin() here, then wait for
-    # the callbacks in flight before destroying the node.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    node: Optional[SimWorldNode] = None
-    executor: Optional[MultiThreadedExecutor] = None
-    try:
-        try:
-            node = SimWorldNode()
-        except (WorldError, ParameterException, ValueError) as exc:
-            rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
-            return 1
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if executor is not None:
-            # rclpy 7.1's Executor.shutdown() does not wait for callbacks in flight (they then
-            # touch its destroyed guard condition or our destroyed publishers): spin() has
-            # returned, so first let the worker pool finish what it runs.
-            pool = getattr(executor, '_executor', None)
-            if pool is not None:
-                pool.shutdown(wait=True)
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimWorldNode, args, threads=4, fatal=(WorldError, ValueError))
 
 
 if __name__ == '__main__':
