@@ -27,4 +27,4 @@ def _importable() -> bool:
     return True
 
 
-collect_ignore_glob = [] if _importable() else ['test_*_launch.py']
+collect_ignore_glob = [] if _importable() else ['test_*_launch.py', 'test_ros2_*.py']

@@ -69,6 +69,7 @@ class Executive:
         self._classes: Dict[str, Type[Skill]] = {}
         self._base_was_active = False
         self.estop_reason = ''                       # non-empty: the software stop is engaged
+        self.closed = ''                             # non-empty: shut down, goals refused
 
     # -- goal time -------------------------------------------------------------------------
     def skill_class(self, name: str) -> Type[Skill]:
@@ -80,6 +81,8 @@ class Executive:
 
     def check_goal(self, skill: str, params_json: str, now: float) -> Tuple[Dict[str, Any], str]:
         """(params, '') to accept a goal, or ({}, reason) to reject it; reserves a slot."""
+        if self.closed:
+            return {}, self.closed
         params, reason = self.catalog.validate(skill, params_json)
         if reason:
             return {}, reason
@@ -109,6 +112,8 @@ class Executive:
         with self.lock:
             self._reserved = max(0, self._reserved - 1)
             self.runs[goal_id] = run
+            if self.closed:  # accepted while the server shut down: its thread returns at once
+                self._finish(run, False, self.closed, FAILED)
         self.stats.add('accepted')
         return run
 
@@ -224,8 +229,10 @@ class Executive:
             return was_moving
 
     def shutdown(self, message: str = 'skill server shutting down') -> None:
-        """End every goal (running or waiting) so their execute threads return."""
+        """End every goal (running or waiting) so their execute threads return; from now on
+        goals are refused, and one accepted just before ends as soon as its run is made."""
         with self.lock:
+            self.closed = message
             for run in list(self.runs.values()):
                 self._finish(run, False, message, FAILED)
 

@@ -456,3 +456,17 @@ def test_estop_ends_base_goals_refuses_motion_and_lets_speech_run(tmp_path):
     assert ex.check_goal('speak', '{"text": "hi"}', 0.1)[1] == ''
     ex.set_estop(False)
     assert ex.check_goal('turn', '{"angle": 1.0}', 0.2)[1] == ''
+
+
+def test_executive_after_shutdown_refuses_goals_and_ends_late_runs(tmp_path):
+    """A goal accepted while the server shuts down must not leave an execute thread running
+    (the process would never exit): its run ends as soon as it is made, new goals are refused."""
+    ex, *_ = _executive(tmp_path)
+    params, reason = ex.check_goal('wait', '{"seconds": 5.0}', 0.0)
+    assert reason == ''
+    ex.shutdown()
+    run = ex.create_run('late', 'wait', params, 0.0)
+    assert run.done.is_set() and not run.result.success
+    assert ex.start(run, 0.0) == []
+    _, reason = ex.check_goal('stop', '{}', 0.0)
+    assert 'shutting down' in reason

@@ -89,7 +89,10 @@ class DecisionNode(GuardedNode):
                                      callback_group=fast)
         self.create_service(Decide, 'agent/decide', self.on_decide, callback_group=service)
         self.create_service(Trigger, 'agent/clear_cache', self.on_clear_cache, callback_group=fast)
-        self.action = ActionClient(self, ExecuteSkill, 'agent/execute_skill', callback_group=service)
+        # Its own exclusive group: rclpy 7.1's ActionClient is not safe when two executor threads
+        # handle its responses at once ("Two goals were accepted with the same ID", a crash).
+        self.action = ActionClient(self, ExecuteSkill, 'agent/execute_skill',
+                                   callback_group=MutuallyExclusiveCallbackGroup())
         self.create_timer(0.05, self.check_deadlines, callback_group=fast)
         self.diagnostics = Diagnostics(self, self._figures, period_s=p['diagnostics_period_s'],
                                        status=self._status, callback_group=fast)

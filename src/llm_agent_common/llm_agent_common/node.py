@@ -442,23 +442,35 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.signal = ''
+        self._at = 0.0
 
     def __call__(self, signum: int, frame: Any) -> None:
-        # One stop is enough: a terminal or a launcher may deliver the signal twice (to the
-        # process and to its group), and a second one must not interrupt the clean shutdown.
-        self.signal = self.signal or signal.Signals(signum).name
+        # A terminal or a launcher may deliver one stop twice (to the process and to its
+        # group): a repeat within FORCE_AFTER_S does not interrupt the clean shutdown. One that
+        # comes later means the shutdown hangs for the caller: leave at once.
+        if not self.signal:
+            self.signal, self._at = signal.Signals(signum).name, time.monotonic()
+        elif time.monotonic() - self._at >= self.FORCE_AFTER_S:
+            os.write(2, f'{signal.Signals(signum).name} again during shutdown: exiting now\n'
+                     .encode())
+            os._exit(0)
+
+    FORCE_AFTER_S = 1.0
 
 
-def _wait_for_callbacks(executor: Any, timeout_s: float) -> None:
-    """Let callbacks in flight finish before the node is destroyed: rclpy 7.1's
-    Executor.shutdown() does not wait for them, and they then touch destroyed publishers."""
+def _wait_for_callbacks(executor: Any, timeout_s: float) -> bool:
+    """Let callbacks in flight finish before the node is destroyed (rclpy 7.1's
+    Executor.shutdown() does not wait for them, and they then touch destroyed publishers);
+    False when one is still running after timeout_s."""
     pool = getattr(executor, '_executor', None)  # MultiThreadedExecutor's thread pool
     if pool is None:
-        return
+        return True
     pool.shutdown(wait=False)  # what is queued still runs: the node is not destroyed yet
     deadline = time.monotonic() + timeout_s
-    for thread in list(getattr(pool, '_threads', ())):
+    threads = list(getattr(pool, '_threads', ()))
+    for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
 
 
 def run_node(make_node: Callable[[], Node], args=None,
@@ -487,6 +499,7 @@ def run_node(make_node: Callable[[], Node], args=None,
     node: Optional[Node] = None
     executor: Any = None
     code = 0
+    stuck = False
     try:
         try:
             node = make_node()
@@ -497,8 +510,17 @@ def run_node(make_node: Callable[[], Node], args=None,
         executor = (SingleThreadedExecutor() if count <= 1
                     else MultiThreadedExecutor(num_threads=count))
         executor.add_node(node)
+        failures = 0
         while rclpy.ok() and not stop.signal:
-            executor.spin_once(timeout_sec=_SPIN_PERIOD_S)
+            try:
+                executor.spin_once(timeout_sec=_SPIN_PERIOD_S)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                raise
+            except Exception as exc:  # noqa: BLE001 - rclpy's own callbacks (our callbacks are
+                failures += 1         # guarded by GuardedNode): one failure must not end the node
+                if failures <= 3 or failures % 100 == 0:
+                    node.get_logger().error(f'executor: {type(exc).__name__}: {exc} '
+                                            f'({failures} so far; the node carries on)')
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -506,14 +528,14 @@ def run_node(make_node: Callable[[], Node], args=None,
         if close is not None:
             close()  # stop the node's own threads first, so none publishes on a destroyed node
         if executor is not None:
-            _wait_for_callbacks(executor, CALLBACKS_WAIT_S)
+            stuck = not _wait_for_callbacks(executor, CALLBACKS_WAIT_S)
             executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    if getattr(node, 'leave_now', False):
-        # A native thread the node could not stop (e.g. torch loading a model): finalising the
-        # interpreter under it aborts the process; everything of ours is closed, so leave now.
+    if stuck or getattr(node, 'leave_now', False):
+        # A thread the node could not stop (torch loading a model, a callback still running):
+        # Python's exit would wait for it or abort under it; everything is closed, so leave.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
