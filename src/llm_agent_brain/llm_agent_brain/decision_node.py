@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from llm_agent_brain import prompt
 from llm_agent_brain.collisions import ContactMonitor
 from llm_agent_brain.decision_types import SOURCES, BackendError, Choice, Situation
-from llm_agent_brain.goal_dispatch import NEUTRAL_OUTCOMES, GoalDispatch
+from llm_agent_brain.goal_dispatch import NEUTRAL_OUTCOMES, GoalDispatch, at_rest
 from llm_agent_brain.llm_scheduler import TOPIC, WARM, Job, LlmScheduler
 from llm_agent_brain.node_params import ALL_PARAMS, backend_from_params, fast_path_config
 from llm_agent_brain.observation_check import decode_string_message, situation_from
@@ -66,6 +66,7 @@ class DecisionNode(GuardedNode):
         self.instruction = p['default_instruction']
         self.scheduler = LlmScheduler()
         self.dispatch = GoalDispatch()
+        self._resting = False  # the last observation: the base stands still
         self.contacts = ContactMonitor(p['contact_range_m'], max(p['contact_range_m'],
                                                                  p['contact_clear_m']))
         self.counters: Dict[str, int] = {k: 0 for k in (
@@ -158,6 +159,7 @@ class DecisionNode(GuardedNode):
         self.counters['observations'] += 1
         t0 = time.monotonic()
         sit, reason = self._situation(msg, self.instruction)
+        self._resting = sit is not None and at_rest(sit.features)
         if sit is not None and self.contacts.update_ranges(sit.features):
             self._report_contact(f'scan: an obstacle within {self.contacts.contact_range_m:g} m')
         choice = self._fallback(reason) if sit is None else self._fast(sit)
@@ -317,7 +319,7 @@ class DecisionNode(GuardedNode):
             self.log.info('noserver', 'agent/execute_skill has no action server: decision '
                           'not executed', period_s=10.0)
             return
-        token = self.dispatch.begin(skill, params)
+        token = self.dispatch.begin(skill, params, resting=self._resting)
         if token is None:
             return
         self.counters['goals_sent'] += 1
@@ -337,8 +339,8 @@ class DecisionNode(GuardedNode):
             lambda f: self._on_result(f, token, skill, params))
 
     def _on_result(self, future: Any, token: int, skill: str, params: Dict[str, Any]) -> None:
-        self.dispatch.end(token)
         res = future.result()
+        self.dispatch.end(token, succeeded=res.status == GoalStatus.STATUS_SUCCEEDED)
         if res.status == GoalStatus.STATUS_CANCELED or res.result.outcome in NEUTRAL_OUTCOMES:
             return  # pre-empted by a newer decision: neither success nor failure
         ok = res.status == GoalStatus.STATUS_SUCCEEDED and res.result.success

@@ -73,3 +73,26 @@ def test_contacts_from_the_scan_and_a_bumper_count_once_each():
     assert bumper.update(True) and not bumper.update(True)
     assert not bumper.update(False) and bumper.update(True)
     assert not bumper.update_ranges(near), 'contact_range_m 0 turns the scan check off'
+
+
+def test_dispatch_does_not_repeat_a_stop_that_holds():
+    """A brain deciding stop on every observation sends one stop goal while the robot rests;
+    it sends another as soon as the robot moves or another goal was sent in between."""
+    from llm_agent_brain.goal_dispatch import at_rest
+    d = GoalDispatch()
+    first = d.begin('stop', {}, resting=True)
+    assert first is not None
+    d.end(first, succeeded=True)
+    assert d.begin('stop', {}, resting=True) is None          # holds: nothing to send
+    moving = d.begin('stop', {}, resting=False)                # pushed, or someone else's goal
+    assert moving is not None
+    d.end(moving, succeeded=True)
+    turn = d.begin('turn', {'angle': 1.0})
+    d.end(turn, succeeded=True)
+    assert d.begin('stop', {}, resting=True) is not None       # the last goal was not a stop
+    failed = GoalDispatch()
+    token = failed.begin('stop', {}, resting=True)
+    failed.end(token, succeeded=False)
+    assert failed.begin('stop', {}, resting=True) is not None  # a stop that failed is retried
+    assert at_rest({'speed': 0.0, 'yaw_rate': 0.01})
+    assert not at_rest({'speed': 0.3, 'yaw_rate': 0.0}) and not at_rest({})
