@@ -373,12 +373,11 @@ def test_executive_timeout_cancel_and_busy(tmp_path):
     ex.end(t)
     w2 = ex.create_run('w2', 'wait', {'seconds': 5.0}, 2.0)
     ex.start(w2, 2.0)
+    assert ex.check_goal('turn', '{"angle": 1.0}', 2.0)[1] == ''   # w2 and this one: 2 of 2
+    assert 'busy' in ex.check_goal('turn', '{"angle": 1.0}', 2.0)[1]
     ex.shutdown()
     assert w2.done.is_set() and 'shutting down' in w2.result.message
     ex.end(w2)
-    ex.check_goal('turn', '{"angle": 1.0}', 2.0)
-    ex.check_goal('turn', '{"angle": 1.0}', 2.0)
-    assert 'busy' in ex.check_goal('turn', '{"angle": 1.0}', 2.0)[1]
 
 
 def test_executive_survives_a_broken_plugin(tmp_path):
