@@ -43,7 +43,7 @@ def _launch_and_stop(env: dict, tmp_path, signals, wait_for: str, at_least_s: fl
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError(f'ros2 launch still running 30 s after {signals}:\n'
-                                 f'{log_path.read_text()[-4000:]}')
+                                 f'{log_path.read_text()[-4000:]}') from None
     text = log_path.read_text()
     assert code == 0, f'ros2 launch exit code {code}:\n{text[-4000:]}'
     return text

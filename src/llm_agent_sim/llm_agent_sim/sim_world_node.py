@@ -148,12 +148,12 @@ class SimWorldNode(GuardedNode):
 
         # REP 2003: sensor publishers keep the system default (reliable) so that every
         # subscriber, reliable or best effort, can connect.
-        sensor_qos = sensor_pub_qos(5)
-        self.pub_image = self.create_publisher(Image, 'camera/image_raw', sensor_qos)
-        self.pub_depth = self.create_publisher(Image, 'camera/depth/image_raw', sensor_qos)
-        self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor_qos)
-        self.pub_scan = self.create_publisher(LaserScan, 'scan', sensor_qos)
-        self.pub_odom = self.create_publisher(Odometry, 'odom', sensor_qos)
+        sensor_out = sensor_pub_qos(5)
+        self.pub_image = self.create_publisher(Image, 'camera/image_raw', sensor_out)
+        self.pub_depth = self.create_publisher(Image, 'camera/depth/image_raw', sensor_out)
+        self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info', sensor_out)
+        self.pub_scan = self.create_publisher(LaserScan, 'scan', sensor_out)
+        self.pub_odom = self.create_publisher(Odometry, 'odom', sensor_out)
         self.pub_clock = self.create_publisher(ClockMsg, '/clock', QoSProfile(depth=10))
         self.pub_events = self.create_publisher(
             String, 'sim/events', QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
