@@ -526,7 +526,6 @@ def run_node(make_node: Callable[[], Node], args=None,
     signal.signal(signal.SIGTERM, stop)
     node: Optional[Node] = None
     executor: Any = None
-    code = 0
     stuck = False
     try:
         try:
@@ -566,5 +565,5 @@ def run_node(make_node: Callable[[], Node], args=None,
         # Python's exit would wait for it or abort under it; everything is closed, so leave.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)
-    return code
+        os._exit(0)
+    return 0
