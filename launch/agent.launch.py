@@ -9,6 +9,8 @@ Arguments (`ros2 launch launch/agent.launch.py --show-args`):
   config:=/path           folder with graph.yaml and the parameter files
   backend:=transformers|openai, model:=<id or path>   decision_node parameter overrides
   only:=a,b / without:=a,b    pick nodes or groups, as `llm-agent up --only/--without`
+  cmd_vel_stamped:=''|true|false  cmd_vel as TwistStamped (Jazzy's diff_drive_controller, Nav2)
+                          on the skill server and the built-in world (empty: the config files)
 Example: ros2 launch launch/agent.launch.py use_sim:=false namespace:=robot1 backend:=openai
 
 Run for real by the launch tests in test/launch/ (`make test`).

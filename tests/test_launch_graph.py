@@ -197,6 +197,19 @@ def test_backend_and_model_reach_only_the_decision_node():
         helper.parse_bool('use_sim', 'maybe')
 
 
+def test_cmd_vel_stamped_reaches_the_nodes_whose_files_set_it():
+    # The publisher of cmd_vel and the world that reads it must agree on its type.
+    specs = helper.node_specs(CONFIG, shared={'cmd_vel_stamped': True})
+    got = {s['name'] for s in specs if s['parameters'][-1].get('cmd_vel_stamped') is True}
+    assert got == {'skill_server', 'sim_world'}
+    for spec in specs:
+        if spec['name'] not in got:
+            assert set(spec['parameters'][-1]) == {'use_sim_time'}, spec['name']
+    assert set(helper.SHARED_PARAMETERS) == {'cmd_vel_stamped'}
+    with pytest.raises(graph.GraphError, match='cmd_vel_stamped'):
+        helper.parse_bool('cmd_vel_stamped', 'stamped')
+
+
 def test_decision_node_declares_the_overridden_parameters():
     entry = next(e for e in ENTRIES if e.name == helper.OVERRIDE_NODE)
     # The node declares them: as names in its module, or in its section of its parameter files

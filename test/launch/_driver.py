@@ -1,14 +1,15 @@
 """A robot driver stand-in for `use_sim:=false` launch tests: what a real base and its sensors
 publish (odom, a 360-ray scan with a wall 2 m ahead, a grey camera and its camera_info at 10 Hz)
 and a log of the `cmd_vel` it receives, one line per command on stdout. Not a simulator: the
-pose never moves. Run as a process of the launch test (`python _driver.py --ros-args -r
-__ns:=/ns`)."""
+pose never moves. Run as a process of the launch test (`python _driver.py [--stamped] --ros-args
+-r __ns:=/ns`); with --stamped it takes cmd_vel as TwistStamped, as Jazzy's diff_drive_controller
+does, and logs its frame_id too."""
 import math
 import sys
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
@@ -17,18 +18,21 @@ WIDTH, HEIGHT, RAYS = 160, 120, 360
 
 
 class Driver(Node):
-    def __init__(self) -> None:
+    def __init__(self, stamped: bool) -> None:
         super().__init__('driver_stand_in')
         self.odom = self.create_publisher(Odometry, 'odom', 10)
         self.scan = self.create_publisher(LaserScan, 'scan', 10)
         self.image = self.create_publisher(Image, 'camera/image_raw', 10)
         self.info = self.create_publisher(CameraInfo, 'camera/camera_info', 10)
-        self.create_subscription(Twist, 'cmd_vel', self.on_cmd, 10)
+        self.create_subscription(TwistStamped if stamped else Twist, 'cmd_vel', self.on_cmd, 10)
         self.create_timer(0.1, self.tick)
         self.pixels = np.full((HEIGHT, WIDTH, 3), 128, np.uint8).tobytes()
 
-    def on_cmd(self, msg: Twist) -> None:
-        print(f'cmd_vel {msg.linear.x:.3f} {msg.angular.z:.3f}', flush=True)
+    def on_cmd(self, msg) -> None:
+        frame = ''
+        if isinstance(msg, TwistStamped):
+            frame, msg = f' frame={msg.header.frame_id}', msg.twist
+        print(f'cmd_vel {msg.linear.x:.3f} {msg.angular.z:.3f}{frame}', flush=True)
 
     def tick(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -53,8 +57,9 @@ class Driver(Node):
 
 
 def main() -> int:
-    rclpy.init(args=sys.argv)
-    node = Driver()
+    stamped = '--stamped' in sys.argv
+    rclpy.init(args=[a for a in sys.argv if a != '--stamped'])
+    node = Driver(stamped)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):

@@ -1,6 +1,7 @@
 """Launch test of agent.launch.py with `use_sim:=false`, as on a robot: no built-in world, a
 driver stand-in (test/launch/_driver.py: odom, scan, camera, camera_info; it logs each cmd_vel
-it receives) in its place, and wall time.
+it receives) in its place, and wall time. `cmd_vel_stamped:=true`: the driver takes cmd_vel as
+TwistStamped, as Jazzy's diff_drive_controller does.
 
 Active tests: the world is absent, perception turns the driver's data into an Observation, and
 a skill sent to the action server reaches the driver as `cmd_vel`. After shutdown every process
@@ -33,11 +34,12 @@ STARTUP_S = 60.0
 @pytest.mark.launch_test
 def generate_test_description():
     driver = ExecuteProcess(
-        cmd=[sys.executable, os.path.join(_here, '_driver.py'), '--ros-args', '-r',
+        cmd=[sys.executable, os.path.join(_here, '_driver.py'), '--stamped', '--ros-args', '-r',
              f'__ns:=/{NAMESPACE}'], name='driver', output='screen')
     agent = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(probe.LAUNCH_DIR, 'agent.launch.py')),
-        launch_arguments={'namespace': NAMESPACE, 'use_sim': 'false'}.items())
+        launch_arguments={'namespace': NAMESPACE, 'use_sim': 'false',
+                          'cmd_vel_stamped': 'true'}.items())
     return (launch.LaunchDescription([driver, agent, launch_testing.actions.ReadyToTest()]),
             {'driver': driver})
 
@@ -74,8 +76,10 @@ class TestRealRobot(unittest.TestCase):
             self.assertTrue(handle.accepted)
         finally:
             client.destroy()
-        # A turning command (angular z not zero) is what the driver must have received.
-        proc_output.assertWaitFor(expected_output=re.compile(r'cmd_vel \S+ -?0*\.?0*[1-9]'),
+        # A turning command (angular z not zero), stamped in the base frame, is what the driver
+        # must have received.
+        proc_output.assertWaitFor(expected_output=re.compile(
+                                      r'cmd_vel \S+ -?0*\.?0*[1-9]\S* frame=base_link'),
                                   process=driver, timeout=STARTUP_S, stream='stdout')
 
 

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
 from llm_agent_common.node import GuardedNode, Param, Params, latched_qos, run_node
@@ -34,6 +34,7 @@ from llm_agent_interfaces.srv import ApproveSkill
 from .approval import APPROVED, ApprovalBook
 from .executive import CANCELED, FAILED, SUCCEEDED, Executive, GoalRun, elapsed
 from .guard import Footprint, SafetyGuard, Watchdog
+from .ramp import VelocityRamp
 from .skill_api import Pose2D, SkillConfig
 from .stats import ServerStats
 
@@ -65,6 +66,14 @@ PARAMETERS: List[Param] = [
     Param('max_linear_speed_mps', 0.5, 'forward/backward speed limit of every skill',
           range=(0.01, 5.0), read_only=True),
     Param('max_angular_speed_rps', 1.5, 'turn rate limit of every skill', range=(0.05, 10.0), read_only=True),
+    Param('max_linear_accel_mps2', 1.0, 'how fast the commanded forward speed may change (what '
+          'the base can follow); a stop goes out at once', range=(0.05, 20.0), read_only=True),
+    Param('max_angular_accel_rps2', 3.0, 'how fast the commanded turn rate may change; a stop '
+          'goes out at once', range=(0.05, 50.0), read_only=True),
+    Param('cmd_vel_stamped', False, 'publish cmd_vel as geometry_msgs/TwistStamped (what '
+          "Jazzy's diff_drive_controller and Nav2 take) instead of Twist", read_only=True),
+    Param('base_frame_id', 'base_link', 'frame_id of a stamped cmd_vel', read_only=True,
+          check=lambda v: '' if str(v).strip() else 'base_frame_id must not be empty'),
     Param('position_tolerance_m', 0.05, 'move_forward / navigate_to arrive within this distance',
           range=(0.005, 1.0), read_only=True),
     Param('angle_tolerance_rad', 0.03, 'turn arrives within this angle', range=(0.001, 0.5), read_only=True),
@@ -146,7 +155,10 @@ class SkillServer(GuardedNode):
         ctl = MutuallyExclusiveCallbackGroup()
         io = MutuallyExclusiveCallbackGroup()
         goals = ReentrantCallbackGroup()
-        self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
+        self.ramp = VelocityRamp(p['max_linear_accel_mps2'], p['max_angular_accel_rps2'],
+                                 1.0 / p['control_rate_hz'])
+        self.cmd_pub = self.create_publisher(TwistStamped if p['cmd_vel_stamped'] else Twist,
+                                             'cmd_vel', 10)
         self.speech_pub = self.create_publisher(String, 'agent/speech', 10)
         self.reject_pub = self.create_publisher(String, 'agent/skill_rejections', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
@@ -192,9 +204,17 @@ class SkillServer(GuardedNode):
         self.publish_cmd(0.0, 0.0)
 
     def publish_cmd(self, v: float, w: float) -> None:
-        msg = Twist()
-        msg.linear.x, msg.angular.z = float(v), float(w)
+        """Command the base toward (v, w) within the acceleration limits (a stop: at once)."""
         with self._pub_lock:
+            v, w = self.ramp(float(v), float(w), self.steady_s())
+            if self.p['cmd_vel_stamped']:
+                msg = TwistStamped()
+                msg.header.stamp = self.get_clock().now().to_msg()
+                msg.header.frame_id = self.p['base_frame_id']
+                twist = msg.twist
+            else:
+                msg = twist = Twist()
+            twist.linear.x, twist.angular.z = v, w
             self.cmd_pub.publish(msg)
             self.watchdog.commanded(self.steady_s())
 

@@ -17,6 +17,7 @@ from llm_agent_actuation.builtin_skills import (
 from llm_agent_actuation.executive import CANCELED, GUARD, PREEMPTED, SUCCEEDED, TIMED_OUT, Executive
 from llm_agent_actuation.guard import Footprint, SafetyGuard, Watchdog
 from llm_agent_actuation.plugins import PluginError, load_plugin, resolve_skill_class
+from llm_agent_actuation.ramp import VelocityRamp
 from llm_agent_actuation.skill_api import Pose2D, SkillConfig, SkillContext, WorldState
 from llm_agent_actuation.stats import ServerStats, reason_class
 from llm_agent_common.catalog import SkillSpec, load_catalog
@@ -40,7 +41,9 @@ class Unicycle:
         self.world.pose = Pose2D(self.x, self.y, self.yaw)
 
 
-def run_skill(skill, params, world=None, dt=0.05, max_steps=2000, on_step=None):
+def run_skill(skill, params, world=None, dt=0.05, max_steps=2000, on_step=None, ramp=None):
+    """Step a skill against a kinematic base; `ramp` (a VelocityRamp) sits between the skill's
+    command and the base, as in the skill server."""
     world = world or WorldState(forward_allowed=True)
     base = Unicycle(world) if world.pose is None else None
     ctx = SkillContext(world, CFG, 0.0)
@@ -50,6 +53,8 @@ def run_skill(skill, params, world=None, dt=0.05, max_steps=2000, on_step=None):
         ctx.cmd = None
         out = skill.step(ctx, dt)
         assert 0.0 <= out.progress <= 1.0
+        if ramp is not None and ctx.cmd is not None:
+            ctx.cmd = ramp(*ctx.cmd, ctx.now)
         if base:
             base.apply(ctx.cmd, dt)
         if on_step:
@@ -74,6 +79,36 @@ def test_turn_reaches_angle_across_pi(angle):
     assert out.result.success
     turned = (base.yaw - 3.0 + math.pi) % (2 * math.pi) - math.pi
     assert turned == pytest.approx((angle + math.pi) % (2 * math.pi) - math.pi, abs=0.05)
+
+
+def test_velocity_ramp_limits_each_change_but_stops_at_once():
+    ramp = VelocityRamp(max_linear_accel=1.0, max_angular_accel=3.0, period_s=0.05)
+    got = [ramp(0.5, 1.5, 0.05 * i) for i in range(12)]
+    assert got[0] == pytest.approx((0.05, 0.15))          # one period's change from rest
+    steps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(got, got[1:])]
+    assert all(dv <= 0.05 + 1e-9 and dw <= 0.15 + 1e-9 for dv, dw in steps)
+    assert got[-1] == pytest.approx((0.5, 1.5))
+    assert ramp(0.5, -1.5, 0.65) == pytest.approx((0.5, 1.35))   # a reversal goes through the ramp
+    assert ramp(0.1, -1.5, 10.0) == pytest.approx((0.45, 1.2))   # after a pause: one period's worth
+    assert ramp(0.0, 0.0, 10.05) == (0.0, 0.0)                   # a stop is not ramped
+    assert ramp(-0.3, 0.0, 10.1) == pytest.approx((-0.05, 0.0))
+    with pytest.raises(ValueError, match='max_linear_accel'):
+        VelocityRamp(0.0, 3.0, 0.05)
+    with pytest.raises(ValueError, match='period_s'):
+        VelocityRamp(1.0, 3.0, float('nan'))
+
+
+@pytest.mark.parametrize('accel', [(1.0, 3.0), (2.5, 3.2)])   # the world's base; Nav2's defaults
+def test_skills_arrive_within_tolerance_behind_the_ramp(accel):
+    out, _, base = run_skill(MoveForward(), {'distance': 1.0, 'speed': 0.5},
+                             ramp=VelocityRamp(*accel, 0.05))
+    assert out.result.success and base.x == pytest.approx(1.0, abs=0.06)
+    world = WorldState()
+    base = Unicycle(world)
+    ramp = VelocityRamp(*accel, 0.05)
+    out, _, _ = run_skill(Turn(), {'angle': 2.0}, world=world, ramp=ramp,
+                          on_step=lambda ctx: base.apply(ctx.cmd, 0.05))
+    assert out.result.success and base.yaw == pytest.approx(2.0, abs=CFG.angle_tolerance_rad + 0.01)
 
 
 def test_navigate_to_reaches_point_behind():

@@ -13,7 +13,7 @@ import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
@@ -54,7 +54,7 @@ def _stop(proc):
 class Harness:
     """The test's own node: action client, approval client, and listeners on every output."""
 
-    def __init__(self, context):
+    def __init__(self, context, stamped=False):
         self.node = rclpy.create_node('skill_server_test', context=context)
         self.ex = SingleThreadedExecutor(context=context)
         self.ex.add_node(self.node)
@@ -73,8 +73,8 @@ class Harness:
         self.diag = None
         self.feedback = {}
         self.features = False
-        n.create_subscription(Twist, 'cmd_vel', lambda m: self.cmds.append(
-            (time.monotonic(), m.linear.x, m.angular.z)), 50)
+        self.cmd_headers = []   # (stamp in s, frame_id) of a stamped cmd_vel
+        n.create_subscription(TwistStamped if stamped else Twist, 'cmd_vel', self._on_cmd, 50)
         n.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
         n.create_subscription(String, 'sim/events', lambda m: self.events.append(json.loads(m.data)),
                               QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
@@ -83,6 +83,13 @@ class Harness:
         n.create_subscription(String, 'agent/speech', lambda m: self.speech.append(m.data), 10)
         n.create_subscription(DiagnosticArray, 'diagnostics', self._on_diag, 10)
         self.obs_pub = n.create_publisher(Observation, 'agent/observation', 10)
+
+    def _on_cmd(self, msg):
+        if isinstance(msg, TwistStamped):
+            self.cmd_headers.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
+                                     msg.header.frame_id))
+            msg = msg.twist
+        self.cmds.append((time.monotonic(), msg.linear.x, msg.angular.z))
 
     def _on_diag(self, msg):
         for s in msg.status:
@@ -157,11 +164,16 @@ class Harness:
         self.node.destroy_node()
 
 
+def _world(ros_env, **params):
+    return _start('llm_agent_sim.sim_world_node',
+                  dict({'world_file': 'room.yaml', 'image_width': 64, 'image_height': 48,
+                        'camera_rate_hz': 1.0, 'scan_noise_std_m': 0.0}, **params),
+                  ros_env, 'sim_world')
+
+
 @pytest.fixture
 def world(ros_env):
-    proc = _start('llm_agent_sim.sim_world_node',
-                  {'world_file': 'room.yaml', 'image_width': 64, 'image_height': 48,
-                   'camera_rate_hz': 1.0, 'scan_noise_std_m': 0.0}, ros_env, 'sim_world')
+    proc = _world(ros_env)
     try:
         yield proc
     finally:
@@ -240,6 +252,37 @@ def test_every_skill_succeeds_in_the_world(ros_env, world, harness):
         assert h.diag['first_cmd_latency_p50_ms'] != 'n/a'
     finally:
         assert _stop(server) == 0      # Ctrl-C exits 0
+
+
+def test_stamped_cmd_vel_within_the_acceleration_limits(ros_env, ros_context):
+    # As on a Jazzy base (diff_drive_controller, Nav2): TwistStamped; the world reads it too.
+    world = _world(ros_env, cmd_vel_stamped='true')
+    server = _server(ros_env, cmd_vel_stamped='true', base_frame_id='robot_base',
+                     max_linear_accel_mps2=0.5, max_angular_accel_rps2=2.0)
+    h = Harness(ros_context, stamped=True)
+    try:
+        h.wait_ready()
+        x0, y0, _ = h.pose()
+        t0 = time.monotonic()
+        res = h.run('move_forward', {'distance': 0.4, 'speed': 0.4})
+        assert res.result.success, res.result.message
+        x, y, _ = h.pose()
+        assert math.hypot(x - x0, y - y0) == pytest.approx(0.4, abs=0.1)   # the world obeyed
+        res = h.run('turn', {'angle': 1.0})
+        assert res.result.success, res.result.message
+        assert h.cmd_headers and {f for _, f in h.cmd_headers} == {'robot_base'}
+        assert all(stamp > 0.0 for stamp, _ in h.cmd_headers)   # the server's (sim) clock
+        moving = [c for c in h.cmds if c[0] >= t0]
+        steps = [(b[1] - a[1], b[2] - a[2]) for a, b in zip(moving, moving[1:])
+                 if b[1] != 0.0 or b[2] != 0.0]                 # a stop may step to zero
+        # 20 Hz control: at most 0.5 / 20 m/s and 2.0 / 20 rad/s between two commands.
+        assert steps and max(abs(dv) for dv, _ in steps) <= 0.025 + 1e-6, steps
+        assert max(abs(dw) for _, dw in steps) <= 0.1 + 1e-6, steps
+        assert max(v for _, v, _ in moving) > 0.3 and max(w for _, _, w in moving) > 1.0
+    finally:
+        assert _stop(server) == 0
+        _stop(world)
+        h.close()
 
 
 def test_bad_goals_are_rejected_with_reasons_and_nothing_moves(ros_env, world, harness):

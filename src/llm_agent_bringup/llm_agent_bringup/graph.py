@@ -84,6 +84,19 @@ def load_graph(config_dir: Optional[str] = None) -> List[NodeEntry]:
     return entries
 
 
+def file_parameters(entry: NodeEntry, config_dir: str) -> List[str]:
+    """The parameters the node's own files set (its `/**/<name>` or `<name>` section)."""
+    names: List[str] = []
+    for path in entry.param_files(config_dir):
+        data = read_yaml(path, GraphError)
+        for key in (f'/**/{entry.name}', entry.name):
+            section = data.get(key) if isinstance(data, dict) else None
+            values = section.get('ros__parameters') if isinstance(section, dict) else None
+            if isinstance(values, dict):
+                names += [k for k in values if k not in names]
+    return names
+
+
 def select(nodes: Sequence[NodeEntry], only: Iterable[str] = (), without: Iterable[str] = (),
            use_sim: bool = True) -> List[NodeEntry]:
     """Pick nodes by name or group: `only` keeps, `without` drops, `use_sim=False` drops `sim`."""

@@ -24,6 +24,7 @@ from llm_agent_bringup.graph import (
     clock_topic,
     dds_env,
     default_config_dir,
+    file_parameters,
     load_graph,
     normalise_namespace,
     select,
@@ -34,6 +35,12 @@ from llm_agent_bringup.graph import (
 # tests/test_launch_graph.py checks that this node exists and declares these parameters.
 OVERRIDE_NODE = 'decision_node'
 OVERRIDE_PARAMETERS = ('backend', 'model')
+
+# Launch arguments that set a parameter on every selected node whose parameter files set it,
+# so the nodes that must agree do: cmd_vel_stamped on the skill server (it publishes cmd_vel)
+# and on the built-in world (it reads it). Empty: the parameter files' value.
+SHARED_PARAMETERS = {'cmd_vel_stamped': 'publish and read cmd_vel as '
+                                        'geometry_msgs/TwistStamped (true) or Twist (false)'}
 
 _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off')
@@ -75,12 +82,14 @@ def brain_overrides(backend: str = '', model: str = '') -> Dict[str, str]:
 def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = '',
                use_sim: bool = True, use_sim_time: bool = False,
                only: Iterable[str] = (), without: Iterable[str] = (),
-               overrides: Optional[Mapping[str, Mapping[str, Any]]] = None) -> List[Dict[str, Any]]:
+               overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+               shared: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
     """The keyword arguments of launch_ros.actions.Node for each selected node of the graph.
 
     `groups` restricts the graph to those groups (a per-subsystem launch file), then `only` and
     `without` select as `llm-agent up --only/--without` does. Parameters are the node's files in
     order, then use_sim_time, then its overrides: later entries win, as with `--ros-args -p`.
+    `shared` values go to every node whose parameter files set that parameter.
     """
     entries = load_graph(config_dir)
     if groups:
@@ -95,6 +104,9 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
         parameters: List[Any] = list(entry.param_files(config_dir))
         parameters.append({'use_sim_time': follows_clock})
         extra = dict((overrides or {}).get(entry.name, {}))
+        if shared:
+            declared = file_parameters(entry, config_dir)
+            extra.update({k: v for k, v in shared.items() if k in declared})
         if extra:
             parameters.append(extra)
         spec: Dict[str, Any] = {
@@ -155,6 +167,9 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
                                   description='model id, path or remote model name for the '
                                               'backend (empty: the value in brain.yaml)'),
         ]
+    args += [DeclareLaunchArgument(name, default_value='', choices=['', 'true', 'false'],
+                                   description=f'{text} (empty: the parameter files\' value)')
+             for name, text in SHARED_PARAMETERS.items()]
     if selection:
         args += [
             DeclareLaunchArgument('only', default_value='',
@@ -180,13 +195,14 @@ def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, select
     overrides = {}
     if brain:
         overrides[OVERRIDE_NODE] = brain_overrides(arg('backend'), arg('model'))
+    shared = {name: parse_bool(name, arg(name)) for name in SHARED_PARAMETERS if arg(name)}
     split = (lambda text: [s.strip() for s in text.split(',') if s.strip()])
     specs = node_specs(resolve_config_dir(arg('config'), launch_dir), groups,
                        namespace=arg('namespace'),
                        use_sim=use_sim, use_sim_time=use_sim_time,
                        only=split(arg('only')) if selection else (),
                        without=split(arg('without')) if selection else (),
-                       overrides=overrides)
+                       overrides=overrides, shared=shared)
     if not specs:
         raise GraphError('the selection is empty: nothing to launch')
     return [Node(**spec) for spec in specs]

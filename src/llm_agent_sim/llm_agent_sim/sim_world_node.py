@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from llm_agent_common.config import ConfigNotFound, installed_config
 from llm_agent_common.node import GuardedNode, Param, Params, run_node, sensor_pub_qos
 from nav_msgs.msg import Odometry
@@ -73,6 +73,8 @@ PARAMETERS: List[Param] = [
           range=(0.05, 5.0)),
     Param('cmd_vel_timeout_s', 0.5, 'The base stops when no cmd_vel came for this long (sim time)',
           range=(0.05, 10.0)),
+    Param('cmd_vel_stamped', False, 'cmd_vel is geometry_msgs/TwistStamped (the skill server\'s '
+          'cmd_vel_stamped) instead of Twist', read_only=True),
 ]
 SIM_PARAM_NAMES = ('max_linear_speed_mps', 'max_angular_speed_radps', 'max_linear_accel_mps2',
                    'max_angular_accel_radps2', 'goal_tolerance_m', 'cmd_vel_timeout_s')
@@ -170,7 +172,8 @@ class SimWorldNode(GuardedNode):
         self._misc_group = MutuallyExclusiveCallbackGroup()
         self._camera_gc = self.create_guard_condition(self._on_camera, self._camera_group)
         self._scan_gc = self.create_guard_condition(self._on_scan, self._scan_group)
-        self.create_subscription(Twist, 'cmd_vel', self._on_cmd_vel, QoSProfile(depth=10),
+        self.create_subscription(TwistStamped if self._p['cmd_vel_stamped'] else Twist, 'cmd_vel',
+                                 self._on_cmd_vel, QoSProfile(depth=10),
                                  callback_group=self._misc_group)
         self.create_service(Trigger, 'sim/reset', self._on_reset, callback_group=self._misc_group)
         self.create_timer(1.0, self._on_diagnostics, self._misc_group, clock=self._steady)
@@ -325,7 +328,9 @@ class SimWorldNode(GuardedNode):
 
     # ------------------------------------------------------------------ commands, reset
 
-    def _on_cmd_vel(self, msg: Twist) -> None:
+    def _on_cmd_vel(self, msg: Twist | TwistStamped) -> None:
+        if isinstance(msg, TwistStamped):
+            msg = msg.twist
         with self._lock:
             ok = self.sim.command(msg.linear.x, msg.angular.z)
             if not ok:
