@@ -109,6 +109,19 @@ def test_service_call_decide(graph):
     assert skill.group(1) != 'move_forward', 'drove forward into a wall 0.2 m ahead'
 
 
+def test_lifecycle_get_says_when_the_brain_is_ready(graph):
+    # decision_node drives itself to active once its model has loaded: `ros2 launch` alone.
+    deadline = time.monotonic() + 180.0
+    out = None
+    while time.monotonic() < deadline:
+        out = ros2('lifecycle', 'get', '/decision_node', env=graph)
+        if out.stdout.startswith('active'):
+            break
+        assert out.returncode == 0 and out.stdout.startswith('inactive'), out.stdout + out.stderr
+        time.sleep(2.0)
+    assert out.stdout.startswith('active [3]'), out.stdout + out.stderr
+
+
 def _describe(node: str, env: dict) -> str:
     names = ros2('param', 'list', f'/{node}', env=env).stdout.split()
     names = [n for n in names if n not in ('use_sim_time', 'start_type_description_service')]

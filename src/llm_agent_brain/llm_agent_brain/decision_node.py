@@ -7,6 +7,12 @@ The fast path runs on the executor; the LLM on a worker thread. A late LLM answe
 still loading, a backend error or a malformed observation gives a `fallback` decision with
 the safe skill. Every decision is published on `agent/decision` and (unless
 `execute_decisions` is false) sent to `agent/execute_skill`, whose server pre-empts.
+
+A managed (lifecycle) node, as Nav2's are, that drives itself: `inactive` once its parameters
+check out (at start), `active` once its model is loaded (at once without one). Its topics,
+`agent/decide` and the fast path work from the start; the LLM decides only while it is active.
+`ros2 lifecycle get /decision_node` says where it is; a user's `deactivate` takes the LLM out
+(the rules, tree and caches go on, else the fallback says why) until `activate`.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from llm_agent_common.node import Diagnostics, GuardedNode, Params, ThrottledLog
 from llm_agent_common.stats import percentile
 from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -44,11 +51,17 @@ LLM_DISABLED = 'LLM disabled (enable_llm: false)'
 SHUTDOWN_WAIT_S = 2.0
 
 
-class DecisionNode(GuardedNode):
+# Why the LLM does not decide while the node is not active (once its model is loaded).
+INACTIVE = 'decision_node is inactive (lifecycle): the LLM does not decide until `activate`'
+
+
+class DecisionNode(GuardedNode, LifecycleNodeMixin):
     """Wire topics, the service and the action to the brain's cores."""
 
     def __init__(self, backend: Any = None, **kwargs: Any) -> None:
         super().__init__('decision_node', **kwargs)
+        self.active = False
+        LifecycleNodeMixin.__init__(self, callback_group=MutuallyExclusiveCallbackGroup())
         self.params = Params(self, ALL_PARAMS, on_change=self._on_params)
         p = self.params
         self.catalog = load_catalog(p['skills_file'] or None)
@@ -98,8 +111,55 @@ class DecisionNode(GuardedNode):
         self.diagnostics = Diagnostics(self, self._figures, period_s=p['diagnostics_period_s'],
                                        status=self._status, callback_group=fast)
         self.context.on_shutdown(self.scheduler.stop)  # Ctrl-C: the worker takes no new job
+        # The worker says "loaded" through this; the transition then runs on the executor.
+        self._loaded = self.create_guard_condition(self._activate_once, callback_group=fast)
+        self._auto_activate = True
+        self.trigger_configure()
         self.worker = threading.Thread(target=self._work, name='llm_worker', daemon=True)
         self.worker.start()
+
+    # ------------------------------------------------------------ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Reached only once the parameters, the catalogue and the fallback skill checked out
+        # (a bad one ends the node in __init__ with the reason).
+        self.get_logger().info('configured (inactive): the model loads; the LLM decides once '
+                               'the node is active')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.backend is not None and not self.backend.ready:
+            self.get_logger().warning(f'not activated: {self._not_ready()}')
+            return TransitionCallbackReturn.FAILURE
+        self.active = True
+        self.get_logger().info('active: ' + ('the LLM decides' if self.backend is not None
+                                              else LLM_DISABLED))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        self._auto_activate = False  # the user's choice stands
+        self.get_logger().info(INACTIVE)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().warning('cleanup refused: the parameters are fixed at start; restart '
+                                  'the node to change them')
+        return TransitionCallbackReturn.FAILURE
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        self.scheduler.stop()
+        self.get_logger().info('finalized: the LLM worker stopped; end the process to leave')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _activate_once(self) -> None:
+        if self._auto_activate and self._state_machine.current_state[1] == 'inactive':
+            self._auto_activate = False
+            self.trigger_activate()
+
+    def lifecycle_state(self) -> str:
+        """'unconfigured', 'inactive', 'active' or 'finalized'."""
+        return self._state_machine.current_state[1]
 
     # ------------------------------------------------------------ helpers
     def _on_params(self, values: Dict[str, Any]) -> None:
@@ -135,10 +195,10 @@ class DecisionNode(GuardedNode):
     def _not_ready(self) -> str:
         if self.backend is None:
             return LLM_DISABLED
-        if self.backend.ready:
-            return ''
-        err = getattr(self.backend, 'load_error', '')
-        return f'model not ready: {err}' if err else 'model loading'
+        if not self.backend.ready:
+            err = getattr(self.backend, 'load_error', '')
+            return f'model not ready: {err}' if err else 'model loading'
+        return '' if self.active else INACTIVE
 
     # ------------------------------------------------------------ inputs
     def on_instruction(self, raw: bytes) -> None:
@@ -223,6 +283,7 @@ class DecisionNode(GuardedNode):
         if self.backend is None:
             self.get_logger().info(f'{LLM_DISABLED}: rules, tree and caches decide, else '
                                    f'{self.params["fallback_skill"]}')
+            self._loaded.trigger()
             return
         t0 = time.monotonic()
         name = getattr(self.backend, 'name', 'backend')
@@ -241,6 +302,7 @@ class DecisionNode(GuardedNode):
         if self.scheduler.stopped:  # Ctrl-C came while the model loaded
             return
         self._prepare(self.instruction)  # the instruction it starts with, before a decision waits
+        self._loaded.trigger()
         while (job := self.scheduler.next_job()) is not None:
             if job.kind == WARM:
                 self._prepare(job.situation.instruction)
@@ -349,8 +411,9 @@ class DecisionNode(GuardedNode):
                                       'message': res.result.message})
 
     def _status(self) -> Tuple[bool, str]:
-        reason = self._not_ready()
-        return (self.backend is None or not reason), reason or 'ready'
+        if not self.active:
+            return False, self._not_ready() if self.backend is not None else 'configuring'
+        return True, 'ready' if self.backend is not None else LLM_DISABLED
 
     def _figures(self) -> Dict[str, Any]:
         info = self.backend.info() if self.backend is not None else {}

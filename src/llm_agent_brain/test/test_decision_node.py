@@ -59,7 +59,7 @@ class SlowBackend:
 def make_node(ros_context, tmp_path):
     made = []
 
-    def _make(backend, **params):
+    def _make(backend, wait_active=True, **params):
         overrides = {'persist': False, 'data_dir': str(tmp_path), 'enable_tree': False,
                      'enable_semantic_cache': False, 'enable_cache': False,
                      'execute_decisions': False, 'decision_timeout_s': 30.0,
@@ -75,6 +75,12 @@ def make_node(ros_context, tmp_path):
         client_exec = SingleThreadedExecutor(context=ros_context)
         client_exec.add_node(client_node)
         made.append((node, executor, thread, client_node, client_exec))
+        # As a client of the real node waits (`ros2 lifecycle get`): the node activates itself
+        # once its (already loaded) model is ready.
+        deadline = time.monotonic() + 30.0
+        while wait_active and node.lifecycle_state() != 'active' and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert node.lifecycle_state() == 'active' or not wait_active
         return node, client_node, client_exec
 
     yield _make
@@ -205,6 +211,57 @@ def test_deadline_gives_a_fallback_and_the_node_keeps_serving(make_node, spin_un
     assert all(m.source == 'fallback' and m.skill == 'stop' for m in seen)
     assert spin_until(ce, lambda: node.scheduler.counters['coalesced'] >= 1, 5.0)
     assert slow.calls < 1 + 5
+
+
+class GatedLoadBackend(SlowBackend):
+    """A model whose load() returns when the test says so (a test double for a slow load)."""
+
+    def __init__(self):
+        super().__init__(0.0)
+        self.ready = False
+        self.gate = threading.Event()
+
+    def load(self):
+        self.gate.wait(30.0)
+        self.ready = True
+
+
+def test_lifecycle_inactive_while_loading_active_when_loaded_and_user_transitions(
+        make_node, spin_until):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    gated = GatedLoadBackend()
+    node, cn, ce = make_node(gated, wait_active=False)
+    get = cn.create_client(GetState, 'decision_node/get_state')
+    change = cn.create_client(ChangeState, 'decision_node/change_state')
+    assert spin_until(ce, lambda: get.service_is_ready() and change.service_is_ready(), 10.0)
+
+    def state():
+        fut = get.call_async(GetState.Request())
+        assert spin_until(ce, fut.done, 10.0)
+        return fut.result().current_state.label
+
+    def transition(tid):
+        fut = change.call_async(ChangeState.Request(transition=Transition(id=tid)))
+        assert spin_until(ce, fut.done, 10.0)
+        return fut.result().success
+
+    feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    assert state() == 'inactive'                      # configured: its parameters checked out
+    d = call(cn, ce, spin_until, observation(feats), GO)  # agent/decide exists from the start
+    assert d.source == 'fallback' and 'model loading' in d.rationale
+    assert not transition(Transition.TRANSITION_ACTIVATE), 'activated before the model loaded'
+    gated.gate.set()
+    assert spin_until(ce, lambda: state() == 'active', 10.0)
+    assert call(cn, ce, spin_until, observation(feats), GO).source == 'llm'
+    assert transition(Transition.TRANSITION_DEACTIVATE) and state() == 'inactive'
+    d = call(cn, ce, spin_until, observation(feats), GO)
+    assert d.source == 'fallback' and 'inactive' in d.rationale and gated.calls == 1
+    assert not transition(Transition.TRANSITION_CLEANUP)   # parameters are fixed at start
+    spin_until(ce, lambda: False, 0.3)
+    assert state() == 'inactive', 'the node re-activated itself against the user'
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == 'active'
+    assert call(cn, ce, spin_until, observation(feats), GO).source == 'llm'
 
 
 @pytest.mark.slow
