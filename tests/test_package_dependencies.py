@@ -28,7 +28,7 @@ LAYERS = {
 ROS_MODULES = {'rclpy', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 'std_srvs',
                'diagnostic_msgs', 'action_msgs', 'rcl_interfaces', 'builtin_interfaces',
                'rosgraph_msgs', 'ament_index_python', 'launch', 'launch_ros', 'launch_testing',
-               'launch_testing_ros', 'unique_identifier_msgs'}
+               'launch_testing_ros', 'unique_identifier_msgs', 'lifecycle_msgs'}
 # Third-party modules -> rosdep keys.
 ROSDEP = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
