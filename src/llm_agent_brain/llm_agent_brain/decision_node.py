@@ -60,7 +60,6 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
 
     def __init__(self, backend: Any = None, **kwargs: Any) -> None:
         super().__init__('decision_node', **kwargs)
-        self.active = False
         LifecycleNodeMixin.__init__(self, callback_group=MutuallyExclusiveCallbackGroup())
         self.params = Params(self, ALL_PARAMS, on_change=self._on_params)
         p = self.params
@@ -130,13 +129,11 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         if self.backend is not None and not self.backend.ready:
             self.get_logger().warning(f'not activated: {self._not_ready()}')
             return TransitionCallbackReturn.FAILURE
-        self.active = True
         self.get_logger().info('active: ' + ('the LLM decides' if self.backend is not None
                                               else LLM_DISABLED))
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.active = False
         self._auto_activate = False  # the user's choice stands
         self.get_logger().info(INACTIVE)
         return TransitionCallbackReturn.SUCCESS
@@ -147,19 +144,23 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         return TransitionCallbackReturn.FAILURE
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.active = False
         self.scheduler.stop()
         self.get_logger().info('finalized: the LLM worker stopped; end the process to leave')
         return TransitionCallbackReturn.SUCCESS
 
     def _activate_once(self) -> None:
-        if self._auto_activate and self._state_machine.current_state[1] == 'inactive':
+        if self._auto_activate and self.lifecycle_state() == 'inactive':
             self._auto_activate = False
             self.trigger_activate()
 
     def lifecycle_state(self) -> str:
-        """'unconfigured', 'inactive', 'active' or 'finalized'."""
+        """'unconfigured', 'inactive', 'active' or 'finalized' (or a transition's label)."""
         return self._state_machine.current_state[1]
+
+    @property
+    def active(self) -> bool:
+        """The LLM decides only in the lifecycle's active state."""
+        return self.lifecycle_state() == 'active'
 
     # ------------------------------------------------------------ helpers
     def _on_params(self, values: Dict[str, Any]) -> None:
