@@ -143,19 +143,20 @@ def test_outcome_window(catalog, tmp_path):
         p.close()
 
 
-def run_episode(p, n=300, seed=0):
+def run_episode(p, n=300, seed=0, step=decide):
     rng = random.Random(seed)
     for _ in range(n):
-        decide(p, sit(front_range=rng.uniform(0.5, 8.0), left_range=rng.uniform(0.5, 8.0),
+        step(p, sit(front_range=rng.uniform(0.5, 8.0), left_range=rng.uniform(0.5, 8.0),
                       right_range=rng.uniform(0.5, 8.0)))
 
 
 def test_tree_distilled_in_background_then_decides_and_persists(catalog, tmp_path):
     backend = PolicyBackend()
-    # no cache, so that every decision the tree does not take reaches the LLM and is logged
     p = make(catalog, tmp_path, backend, enable_cache=False, retrain_every_n=20)
     try:
-        run_episode(p, 200)
+        # every situation goes to the LLM and is logged, whenever the background training lands:
+        # the log, so the tree and its held-out accuracy, do not depend on the thread's timing
+        run_episode(p, 200, step=lambda p, s: p.llm_decide(s))
         deadline = time.monotonic() + 30
         while p.stats()['tree_trainings'] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
