@@ -1,6 +1,7 @@
 """The node toolkit of every package: parameters, QoS, diagnostics, bad inputs, a worker, run_node."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -458,6 +459,30 @@ class _StopRequest:
     FORCE_AFTER_S = 1.0
 
 
+# A stopping node that is still alive this long after the first SIGINT/SIGTERM dumps every
+# thread's stack to stderr and exits 1: inside launch's 5 s before it escalates, and it says
+# where the node hung instead of dying unexplained by SIGKILL.
+SHUTDOWN_LIMIT_S = 4.5
+
+
+def _start_shutdown_watchdog() -> None:
+    """From the first stop signal on, bound the shutdown with faulthandler's C watchdog thread.
+
+    The signal is seen by a thread reading the interpreter's wake-up fd, not by the Python
+    handler: that one runs only when the main thread runs bytecode, and a main thread stuck in a
+    C call (a DDS write or teardown) would never arm it. Once armed the watchdog needs neither
+    the GIL nor the main thread."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        if os.read(read_fd, 1):
+            faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_S, exit=True)
+
+    threading.Thread(target=watch, name='shutdown_watchdog', daemon=True).start()
+
+
 def _wait_for_callbacks(executor: Any, timeout_s: float) -> bool:
     """Let callbacks in flight finish before the node is destroyed (rclpy 7.1's
     Executor.shutdown() does not wait for them, and they then touch destroyed publishers);
@@ -524,6 +549,7 @@ def run_node(make_node: Callable[[], Node], args=None,
     stop = _StopRequest()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    _start_shutdown_watchdog()
     node: Optional[Node] = None
     executor: Any = None
     stuck = False
