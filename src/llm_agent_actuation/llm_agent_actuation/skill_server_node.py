@@ -153,7 +153,6 @@ class SkillServer(GuardedNode):
         self._accepted_params: Dict[str, Dict[str, Any]] = {}
 
         ctl = MutuallyExclusiveCallbackGroup()
-        io = MutuallyExclusiveCallbackGroup()
         goals = ReentrantCallbackGroup()
         self.ramp = VelocityRamp(p['max_linear_accel_mps2'], p['max_angular_accel_rps2'],
                                  1.0 / p['control_rate_hz'])
@@ -162,10 +161,16 @@ class SkillServer(GuardedNode):
         self.speech_pub = self.create_publisher(String, 'agent/speech', 10)
         self.reject_pub = self.create_publisher(String, 'agent/skill_rejections', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data, callback_group=io)
-        self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data, callback_group=io)
-        self.create_subscription(Observation, 'agent/observation', self._on_observation,
-                                 qos_profile_sensor_data, callback_group=io)
+        # Read by the control loop at its own rate, newest message first: the guard and the
+        # skills look at them only there, and a callback per 50 Hz odometry message cost an
+        # executor wake-up each.
+        self._inputs = [
+            self.create_polled_subscription(Odometry, 'odom', self._on_odom,
+                                            qos_profile_sensor_data),
+            self.create_polled_subscription(LaserScan, 'scan', self._on_scan,
+                                            qos_profile_sensor_data),
+            self.create_polled_subscription(Observation, 'agent/observation',
+                                            self._on_observation, qos_profile_sensor_data)]
         # Latched: a server that starts (or restarts) while the e-stop is engaged sees it.
         self.create_subscription(Bool, 'agent/estop', self._on_estop, latched_qos(),
                                  callback_group=ctl)
@@ -377,6 +382,8 @@ class SkillServer(GuardedNode):
 
     # -- control, watchdog, diagnostics ----------------------------------------------------
     def _control(self) -> None:
+        for polled in self._inputs:
+            polled.poll()
         cmd, speech, logs = self.exec.tick(self.now_s())
         for text in speech:
             self.speech_pub.publish(String(data=text))

@@ -19,10 +19,19 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSCompatibility,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_check_compatible,
+)
 
 from .stats import Percentiles, RateMeter, compression_ratio
 
@@ -302,22 +311,138 @@ def _last_arg(*args: Any) -> Any:
     return args[-1] if args else None  # a service's response, as it came
 
 
+class QosWatch:
+    """Warn once per endpoint when a publisher and a subscription on one topic cannot talk.
+
+    rclpy's default incompatible-QoS and -type event handlers are waitables that each executor
+    wake-up polls in Python: 20 of them were half the skill server's CPU at idle (15 vs 37 % of
+    a core, one run, side by side). The same warning comes here from a look at the graph every
+    `period_s` on a steady timer instead."""
+
+    def __init__(self, node: Node, period_s: float = 5.0) -> None:
+        self._node = node
+        self._endpoints: List[Tuple[str, str, QoSProfile]] = []  # (kind, topic, own QoS)
+        self._warned: set = set()
+        self.incompatible = 0
+        node.create_timer(period_s, self.check, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def add(self, kind: str, topic: str, qos: Any) -> None:
+        """Record an own publisher or subscription ('publisher'/'subscription')."""
+        if isinstance(qos, QoSProfile):
+            self._endpoints.append((kind, topic, qos))
+
+    def check(self) -> None:
+        """Look up the other side of every own endpoint; warn about each new incompatible one."""
+        node = self._node
+        own = (node.get_name(), node.get_namespace())
+        for kind, topic, qos in self._endpoints:
+            name = node.resolve_topic_name(topic)
+            others = (node.get_subscriptions_info_by_topic(name) if kind == 'publisher'
+                      else node.get_publishers_info_by_topic(name))
+            for info in others:
+                if (info.node_name, info.node_namespace) == own:
+                    continue
+                pub, sub = (qos, info.qos_profile) if kind == 'publisher' else (info.qos_profile, qos)
+                level, reason = qos_check_compatible(pub, sub)
+                key = (kind, name, bytes(info.endpoint_gid))
+                if level != QoSCompatibility.ERROR or key in self._warned:
+                    continue
+                self._warned.add(key)
+                self.incompatible += 1
+                other = f'{info.node_namespace.rstrip("/")}/{info.node_name}'
+                node.get_logger().warning(
+                    f'{other} {"subscribes to" if kind == "publisher" else "publishes"} {name} '
+                    f'with QoS incompatible with this node\'s {kind}: no messages pass between '
+                    f'them ({reason.strip().rstrip(";")})')
+
+
+class PolledSubscription:
+    """A subscription no executor waits on: its node takes the newest message when it needs one
+    (`poll`, e.g. from a 20 Hz control loop reading a 50 Hz odometry), which saves an executor
+    wake-up per message, and each wake-up costs rclpy about a millisecond of Python.
+
+    rclpy (Jazzy) has no public take(); this is the handle call its executor makes."""
+
+    _MAX_TAKEN = 1000  # a queue deeper than the QoS depth cannot build up; a bound all the same
+
+    def __init__(self, subscription: Any, handler: Callable[[Any], None]) -> None:
+        self.subscription = subscription
+        self._handler = handler
+
+    def poll(self) -> bool:
+        """Hand the newest waiting message (older ones are dropped) to the handler; False if
+        none was waiting."""
+        from rclpy.exceptions import InvalidHandle
+        sub, latest = self.subscription, None
+        try:
+            with sub.handle:
+                for _ in range(self._MAX_TAKEN):
+                    taken = sub.handle.take_message(sub.msg_type, sub.raw)
+                    if taken is None:
+                        break
+                    latest = taken
+        except InvalidHandle:  # destroyed at shutdown
+            return False
+        if latest is None:
+            return False
+        self._handler(latest[0])
+        return True
+
+
+def _never_called(msg: Any) -> None:  # pragma: no cover - a polled subscription's callback
+    raise AssertionError('a polled subscription is never dispatched by an executor')
+
+
 class GuardedNode(Node):
-    """A Node whose subscription, service, timer and guard-condition callbacks cannot kill it."""
+    """A Node whose subscription, service, timer and guard-condition callbacks cannot kill it,
+    and whose publishers and subscriptions tell incompatible QoS through a QosWatch."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.callback_errors: Optional[CallbackErrors] = None  # rclpy's own services come first
+        self.qos_watch: Optional[QosWatch] = None
+        self._polled: List[Any] = []
         super().__init__(*args, **kwargs)
         self.callback_errors = CallbackErrors(self.get_logger())
+        self.qos_watch = QosWatch(self)
+        for pub in self.publishers:   # parameter_events, made by Node's own __init__
+            self.qos_watch.add('publisher', pub.topic_name, pub.qos_profile)
 
     def _guard(self, name: str, callback: Callable[..., Any],
                default: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
         errors = self.callback_errors
         return callback if errors is None else errors.wrap(name, callback, default)
 
-    def create_subscription(self, msg_type, topic, callback, *args, **kwargs):  # type: ignore[override]
-        return super().create_subscription(
-            msg_type, topic, self._guard(topic.replace('/', '_'), callback), *args, **kwargs)
+    def create_subscription(self, msg_type, topic, callback, qos_profile, *args, **kwargs):  # type: ignore[override]
+        kwargs.setdefault('event_callbacks', SubscriptionEventCallbacks(use_default_callbacks=False))
+        sub = super().create_subscription(
+            msg_type, topic, self._guard(topic.replace('/', '_'), callback), qos_profile, *args,
+            **kwargs)
+        if self.qos_watch is not None:
+            self.qos_watch.add('subscription', topic, sub.qos_profile)
+        return sub
+
+    def create_polled_subscription(self, msg_type: Any, topic: str,
+                                   handler: Callable[[Any], None],
+                                   qos_profile: Any) -> PolledSubscription:
+        """A subscription that the node reads with `poll()` (see PolledSubscription); the handler
+        is guarded like a callback and shows on the graph as this node's subscription."""
+        sub = self.create_subscription(msg_type, topic, _never_called, qos_profile)
+        self._subscriptions.remove(sub)   # out of every executor's wait set
+        self._polled.append(sub)
+        return PolledSubscription(sub, self._guard(topic.replace('/', '_'), handler))
+
+    def destroy_node(self) -> None:  # type: ignore[override]
+        for sub in self._polled:
+            sub.destroy()
+        self._polled.clear()
+        super().destroy_node()
+
+    def create_publisher(self, msg_type, topic, qos_profile, *args, **kwargs):  # type: ignore[override]
+        kwargs.setdefault('event_callbacks', PublisherEventCallbacks(use_default_callbacks=False))
+        pub = super().create_publisher(msg_type, topic, qos_profile, *args, **kwargs)
+        if self.qos_watch is not None:
+            self.qos_watch.add('publisher', topic, pub.qos_profile)
+        return pub
 
     def create_service(self, srv_type, srv_name, callback, *args, **kwargs):  # type: ignore[override]
         return super().create_service(
@@ -432,8 +557,6 @@ class LatestWorker:
 # How long the shutdown waits for callbacks in flight before destroying the node; with the
 # node's own close() it stays inside launch's 5 s between SIGINT and SIGTERM.
 CALLBACKS_WAIT_S = 2.0
-# The longest a spin waits before it looks at a stop request (a Ctrl-C on an idle node).
-_SPIN_PERIOD_S = 0.5
 
 
 class _StopRequest:
@@ -465,7 +588,14 @@ class _StopRequest:
 SHUTDOWN_LIMIT_S = 4.5
 
 
-def _start_shutdown_watchdog() -> None:
+class _ShutdownWatchdog:
+    """What the watchdog thread does at a stop signal besides arming: wake the executor, which
+    then spins without a timeout (a timeout makes rclpy build a Timer at every wake-up)."""
+
+    wake: Callable[[], None] = staticmethod(lambda: None)
+
+
+def _start_shutdown_watchdog() -> _ShutdownWatchdog:
     """From the first stop signal on, bound the shutdown with faulthandler's C watchdog thread.
 
     The signal is seen by a thread reading the interpreter's wake-up fd, not by the Python
@@ -476,11 +606,17 @@ def _start_shutdown_watchdog() -> None:
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
+    watchdog = _ShutdownWatchdog()
+
     def watch() -> None:
         if os.read(read_fd, 1):
             faulthandler.dump_traceback_later(SHUTDOWN_LIMIT_S, exit=True)
+            while True:   # the Python handler runs once the main thread is back from the
+                watchdog.wake()   # wait; until the process ends, in case the first wake was early
+                time.sleep(0.2)
 
     threading.Thread(target=watch, name='shutdown_watchdog', daemon=True).start()
+    return watchdog
 
 
 def _wait_for_callbacks(executor: Any, timeout_s: float) -> bool:
@@ -549,7 +685,7 @@ def run_node(make_node: Callable[[], Node], args=None,
     stop = _StopRequest()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    _start_shutdown_watchdog()
+    watchdog = _start_shutdown_watchdog()
     node: Optional[Node] = None
     executor: Any = None
     stuck = False
@@ -563,10 +699,11 @@ def run_node(make_node: Callable[[], Node], args=None,
         executor = (SingleThreadedExecutor() if count <= 1
                     else LeanMultiThreadedExecutor(num_threads=count))
         executor.add_node(node)
+        watchdog.wake = executor.wake
         failures = 0
         while rclpy.ok() and not stop.signal:
             try:
-                executor.spin_once(timeout_sec=_SPIN_PERIOD_S)
+                executor.spin_once()
             except (KeyboardInterrupt, ExternalShutdownException):
                 raise
             except Exception as exc:  # noqa: BLE001 - rclpy's own callbacks (our callbacks are

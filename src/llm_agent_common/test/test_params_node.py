@@ -1,5 +1,7 @@
 """One parameter mechanism on a real rclpy node: live changes validated and applied, read-only
 ones refused with the reason, out-of-range ones refused."""
+import time
+
 from llm_agent_common.node import Param, Params
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -49,3 +51,35 @@ def test_a_callback_that_raises_is_counted_and_the_node_carries_on(ros_context, 
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+def test_incompatible_qos_is_told_once_without_event_handlers(ros_context):
+    """GuardedNode leaves out rclpy's per-endpoint QoS event handlers (polled at every executor
+    wake-up) and its QosWatch tells a best-effort publisher / reliable subscription pair."""
+    from llm_agent_common.node import GuardedNode
+    from rclpy.event_handler import EventHandler
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    talker = GuardedNode('qos_talker', context=ros_context)
+    listener = GuardedNode('qos_listener', context=ros_context)
+    warnings = []
+    try:
+        talker.create_publisher(String, 'qos_probe', best_effort)
+        talker.create_publisher(String, 'qos_fine', 10)
+        listener.create_subscription(String, 'qos_probe', lambda m: None, 10)   # reliable
+        listener.create_subscription(String, 'qos_fine', lambda m: None, best_effort)
+        assert not [w for w in listener.waitables if isinstance(w, EventHandler)]
+        listener.get_logger().warning = warnings.append
+        deadline = time.monotonic() + 10.0
+        while not warnings and time.monotonic() < deadline:
+            listener.qos_watch.check()
+            time.sleep(0.1)
+        listener.qos_watch.check()   # told once, not at every check
+        assert len(warnings) == 1 and listener.qos_watch.incompatible == 1, warnings
+        assert '/qos_talker publishes /qos_probe' in warnings[0]
+        assert 'Best effort publisher and reliable subscription' in warnings[0]
+    finally:
+        talker.destroy_node()
+        listener.destroy_node()
