@@ -170,7 +170,7 @@ def frame_counts(rec: Records, t0: float, t1: float, camera_rate_hz: float) -> D
                             ('image_compressor', 'messages_out', 'image_compressor_out_hz'),
                             ('depth_compressor', 'messages_in', 'depth_compressor_in_hz'),
                             ('depth_compressor', 'messages_out', 'depth_compressor_out_hz'),
-                            ('observer', 'frames_dropped', 'observer_skipped_hz')):
+                            ('observer', 'frames_detected', 'observer_detected_hz')):
         delta = diag_delta(rec.diags, node, key, t0, t1)
         out[name] = None if delta is None or delta[2] <= delta[1] else delta[0] / (delta[2] - delta[1])
     out['image_dropped_fraction'] = _lost(out['published_hz'], out['image_compressor_out_hz'])

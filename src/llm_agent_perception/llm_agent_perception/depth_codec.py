@@ -26,6 +26,12 @@ from .bounded import MAX_PIXELS, BadInput, imdecode, zstd_decompress
 HEADER = struct.Struct('<iff')  # ConfigHeader: compressionFormat (enum, int), float depthParam[2]
 INV_DEPTH = 0
 DEPTH_FORMATS = ('png', 'zstd')
+# PNG row filters; 'adaptive' is libpng's per-row choice among all five. Depth rows are much
+# like the row above: 'up' encoded the world's frames 2.9x faster than 'adaptive' at level 1
+# for 24 % more bytes (1.6 vs 4.7 ms, 7.3 vs 5.9 kB); every filter is stock-readable.
+PNG_FILTERS = {'adaptive': None, 'none': cv2.IMWRITE_PNG_FILTER_NONE,
+               'sub': cv2.IMWRITE_PNG_FILTER_SUB, 'up': cv2.IMWRITE_PNG_FILTER_UP,
+               'paeth': cv2.IMWRITE_PNG_FILTER_PAETH}
 ENCODINGS_16 = ('16UC1', 'mono16')
 ENCODINGS_32 = ('32FC1',)
 
@@ -114,10 +120,12 @@ def _zstd_unpack(payload: bytes) -> np.ndarray:
 
 def encode(depth: np.ndarray, encoding: str, fmt: str = 'png', depth_max: float = 10.0,
            depth_quantization: float = 100.0, png_level: int = 9,
-           zstd_level: int = 1) -> EncodedDepth:
+           zstd_level: int = 1, png_filter: str = 'adaptive') -> EncodedDepth:
     """Compress a depth array; png is the stock plugin's layout, zstd is ours."""
     if fmt not in DEPTH_FORMATS:
         raise ValueError(f'unknown depth format {fmt!r}, expected one of {DEPTH_FORMATS}')
+    if png_filter not in PNG_FILTERS:
+        raise ValueError(f'unknown PNG filter {png_filter!r}, expected one of {tuple(PNG_FILTERS)}')
     if encoding in ENCODINGS_32:
         codes, a, b = quantize_inverse_depth(depth, depth_max, depth_quantization)
         header = HEADER.pack(INV_DEPTH, a, b)
@@ -128,7 +136,10 @@ def encode(depth: np.ndarray, encoding: str, fmt: str = 'png', depth_max: float 
     else:
         raise BadInput(f'depth needs 16UC1, mono16 or 32FC1, got {encoding!r}')
     if fmt == 'png':
-        ok, buf = cv2.imencode('.png', codes, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
+        flags = [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
+        if PNG_FILTERS[png_filter] is not None:
+            flags += [cv2.IMWRITE_PNG_FILTER, PNG_FILTERS[png_filter]]
+        ok, buf = cv2.imencode('.png', codes, flags)
         if not ok:
             raise BadInput('cv2.imencode (png) failed')
         payload = buf.tobytes()

@@ -32,6 +32,9 @@ PARAMS = [
     Param('png_level', 1, 'PNG compression level 0..9 (the stock plugin default 9 encodes ~50x '
           'slower for ~17% fewer bytes; every level is stock-readable)',
           range=(0, 9)),
+    Param('png_filter', 'up', 'PNG row filter: up (each row against the one above: fast on '
+          'depth), none, sub, paeth, or adaptive (libpng picks per row: smallest, slowest); '
+          'every filter is stock-readable', allowed=tuple(depth_codec.PNG_FILTERS)),
     Param('zstd_level', 1, 'zstd level for format zstd (1 = fastest)', range=(1, 19)),
 ]
 
@@ -72,7 +75,8 @@ class DepthCompressor(GuardedNode):
             return
         t0 = time.perf_counter()
         enc = depth_codec.encode(depth, msg.encoding, p['format'], p['depth_max'],
-                                 p['depth_quantization'], p['png_level'], p['zstd_level'])
+                                 p['depth_quantization'], p['png_level'], p['zstd_level'],
+                                 p['png_filter'])
         self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
         self._pub.publish(CompressedImage(header=msg.header, format=enc.format, data=enc.data))
         self.stats.rate_out.add(len(enc.data))

@@ -13,7 +13,6 @@ from llm_agent_common.node import (
     BadInputs,
     Diagnostics,
     GuardedNode,
-    LatestWorker,
     Param,
     Params,
     StreamStats,
@@ -66,20 +65,19 @@ class Observer(GuardedNode):
         self._k: Optional[Tuple[list, int]] = None
         self._target: Optional[Tuple[float, features.Target, float]] = None  # t, target, bearing
         self._pub = self.create_publisher(Observation, 'agent/observation', 10)
-        self._worker = LatestWorker(self._detect, 'observer_detect',
-                                    on_error=lambda e: self.bad.report('detect_error', repr(e)))
-        inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(LaserScan, 'scan/filtered', self._on_scan, sensor_qos(1),
-                                 callback_group=inputs)
-        self.create_subscription(Odometry, 'odom', self._on_odom, sensor_qos(1),
-                                 callback_group=inputs)
-        self.create_subscription(PoseStamped, 'goal_pose', self._on_goal, latched_qos(),
-                                 callback_group=inputs)
-        self.create_subscription(CameraInfo, 'camera/camera_info', self._on_info, sensor_qos(1),
-                                 callback_group=inputs)
-        # Frames only hand over to the worker: their own group keeps them off the scan's way.
-        self.create_subscription(Image, 'camera/image_raw', self._on_image, sensor_qos(1),
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.frames_detected = 0
+        # The goal is rare and latched; every other input is read at each observation, newest
+        # message only: one detection per observation instead of one per 30 Hz frame, and no
+        # executor wake-up per odometry, scan or frame message.
+        self.create_subscription(PoseStamped, 'goal_pose', self._on_goal, latched_qos())
+        self._inputs = [  # camera_info before the image: detection uses its K
+            self.create_polled_subscription(LaserScan, 'scan/filtered', self._on_scan,
+                                            sensor_qos(1)),
+            self.create_polled_subscription(Odometry, 'odom', self._on_odom, sensor_qos(1)),
+            self.create_polled_subscription(CameraInfo, 'camera/camera_info', self._on_info,
+                                            sensor_qos(1)),
+            self.create_polled_subscription(Image, 'camera/image_raw', self._detect,
+                                            sensor_qos(1))]
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._timer = self.create_timer(1.0 / self.params['rate_hz'], self._publish,
                                         callback_group=self._timer_group)
@@ -96,7 +94,7 @@ class Observer(GuardedNode):
 
     def _figures(self):
         kv = self.stats.key_values()
-        kv['frames_dropped'] = str(self._worker.dropped)
+        kv['frames_detected'] = str(self.frames_detected)
         kv['goal_known'] = str(self._goal is not None)
         kv['camera_info_known'] = str(self._k is not None)
         return kv
@@ -137,11 +135,8 @@ class Observer(GuardedNode):
             with self._lock:
                 self._k = (k, int(msg.width))
 
-    def _on_image(self, msg: Image) -> None:
-        self.stats.rate_in.add(len(msg.data))
-        self._worker.submit(msg)
-
     def _detect(self, msg: Image) -> None:
+        self.stats.rate_in.add(len(msg.data))
         p = self.params.values
         try:
             img = image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
@@ -169,10 +164,13 @@ class Observer(GuardedNode):
             bearing = features.pixel_bearing(u, width, k[0] if k else None, k[1] if k else 0,
                                              math.radians(p['hfov_deg']))
         self.stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
+        self.frames_detected += 1
         with self._lock:
             self._target = (time.monotonic(), target, bearing)
 
     def _publish(self) -> None:
+        for polled in self._inputs:
+            polled.poll()
         now = time.monotonic()
         p = self.params.values
         with self._lock:
@@ -193,10 +191,6 @@ class Observer(GuardedNode):
         msg.header.frame_id = scan[3].frame_id
         self._pub.publish(msg)
         self.stats.rate_out.add(len(values) * 4 + len(msg.summary))
-
-    def close(self) -> None:
-        """Stop the detection thread."""
-        self._worker.stop()
 
 
 def main(args=None) -> int:

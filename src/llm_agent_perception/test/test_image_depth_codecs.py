@@ -101,9 +101,10 @@ def _stock_decode_depth(fmt: str, data: bytes):
     return codes, a, b
 
 
-def test_16uc1_png_round_trips_exactly_through_stock_decoder():
+@pytest.mark.parametrize('png_filter', sorted(depth_codec.PNG_FILTERS))
+def test_16uc1_png_round_trips_exactly_through_stock_decoder(png_filter):
     depth = motorcycle_depth_mm()
-    enc = depth_codec.encode(depth, '16UC1', 'png', depth_max=10.0)
+    enc = depth_codec.encode(depth, '16UC1', 'png', depth_max=10.0, png_filter=png_filter)
     assert enc.format == '16UC1; compressedDepth png'
     codes, a, b = _stock_decode_depth(enc.format, enc.data)
     assert (a, b) == (0.0, 0.0)
@@ -111,6 +112,11 @@ def test_16uc1_png_round_trips_exactly_through_stock_decoder():
     np.testing.assert_array_equal(codes, depth)
     back, encoding = depth_codec.decode(enc.format, enc.data)
     np.testing.assert_array_equal(back, depth)
+
+
+def test_png_filter_is_checked():
+    with pytest.raises(ValueError, match='PNG filter'):
+        depth_codec.encode(motorcycle_depth_mm(), '16UC1', 'png', png_filter='best')
 
 
 def test_16uc1_beyond_depth_max_becomes_zero_like_the_plugin():
