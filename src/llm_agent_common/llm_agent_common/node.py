@@ -27,10 +27,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
-    QoSCompatibility,
     QoSProfile,
     ReliabilityPolicy,
-    qos_check_compatible,
 )
 
 from .stats import Percentiles, RateMeter, compression_ratio
@@ -311,6 +309,23 @@ def _last_arg(*args: Any) -> Any:
     return args[-1] if args else None  # a service's response, as it came
 
 
+def qos_incompatibility(pub: QoSProfile, sub: QoSProfile) -> str:
+    """Why a publisher and a subscription with these profiles do not connect ('' if they do).
+
+    Reliability and durability only: rclpy's qos_check_compatible also reads deadline and
+    liveliness, and the graph reports a remote endpoint's unset deadline as a finite maximum,
+    so it flagged every pair of default profiles ("Subscription has a deadline, but publisher
+    does not")."""
+    reasons = []
+    if pub.reliability == ReliabilityPolicy.BEST_EFFORT and \
+            sub.reliability == ReliabilityPolicy.RELIABLE:
+        reasons.append('best-effort publisher, reliable subscription')
+    if pub.durability == DurabilityPolicy.VOLATILE and \
+            sub.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+        reasons.append('volatile publisher, transient-local subscription')
+    return '; '.join(reasons)
+
+
 class QosWatch:
     """Warn once per endpoint when a publisher and a subscription on one topic cannot talk.
 
@@ -343,9 +358,9 @@ class QosWatch:
                 if (info.node_name, info.node_namespace) == own:
                     continue
                 pub, sub = (qos, info.qos_profile) if kind == 'publisher' else (info.qos_profile, qos)
-                level, reason = qos_check_compatible(pub, sub)
+                reason = qos_incompatibility(pub, sub)
                 key = (kind, name, bytes(info.endpoint_gid))
-                if level != QoSCompatibility.ERROR or key in self._warned:
+                if not reason or key in self._warned:
                     continue
                 self._warned.add(key)
                 self.incompatible += 1
@@ -353,7 +368,7 @@ class QosWatch:
                 node.get_logger().warning(
                     f'{other} {"subscribes to" if kind == "publisher" else "publishes"} {name} '
                     f'with QoS incompatible with this node\'s {kind}: no messages pass between '
-                    f'them ({reason.strip().rstrip(";")})')
+                    f'them ({reason})')
 
 
 class PolledSubscription:

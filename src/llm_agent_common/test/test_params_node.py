@@ -79,7 +79,29 @@ def test_incompatible_qos_is_told_once_without_event_handlers(ros_context):
         listener.qos_watch.check()   # told once, not at every check
         assert len(warnings) == 1 and listener.qos_watch.incompatible == 1, warnings
         assert '/qos_talker publishes /qos_probe' in warnings[0]
-        assert 'Best effort publisher and reliable subscription' in warnings[0]
+        assert 'best-effort publisher, reliable subscription' in warnings[0]
+        # and nothing about the compatible pair, whose profiles come back from the graph with
+        # deadline and liveliness filled in
+        assert not [w for w in warnings if 'qos_fine' in w]
     finally:
         talker.destroy_node()
         listener.destroy_node()
+
+
+def test_qos_incompatibility_reads_reliability_and_durability_only():
+    """What the graph says of a remote endpoint: deadline and liveliness lease at their
+    'infinite' maxima. rclpy's qos_check_compatible called that an error against a default
+    profile; it is not, and our check says nothing."""
+    from llm_agent_common.node import qos_incompatibility
+    from rclpy.duration import Duration
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    forever = Duration(seconds=2147483647, nanoseconds=4294967295)
+    remote = QoSProfile(depth=1, deadline=forever, liveliness_lease_duration=forever)
+    assert qos_incompatibility(QoSProfile(depth=10), remote) == ''
+    best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    assert qos_incompatibility(best_effort, remote) == 'best-effort publisher, reliable subscription'
+    assert qos_incompatibility(QoSProfile(depth=1), latched) == \
+        'volatile publisher, transient-local subscription'
+    assert qos_incompatibility(latched, best_effort) == ''
