@@ -24,7 +24,14 @@ def test_path_rows_ratios_to_echo_and_llm_and_wrong_sources():
 def test_path_rows_without_llm_leave_its_ratio_out():
     rows = path_rows({'echo': [1.0], 'cache': [1.5], 'llm': []}, {})
     assert rows['cache']['x_llm'] is None and 'llm' not in rows
+    assert rows['cache']['x_echo_process'] is None   # no floor between processes measured
     assert non_finite(rows) == []
+
+
+def test_path_rows_ratio_to_the_floor_between_processes():
+    rows = path_rows({'echo': [1.0], 'echo_process': [0.5], 'tree': [0.6]}, {})
+    assert rows['tree']['x_echo_process'] == pytest.approx(1.2)
+    assert rows['echo_process']['x_echo'] == 0.5
 
 
 def test_mode_rows_ratios_and_usable_share():
