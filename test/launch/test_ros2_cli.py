@@ -152,6 +152,7 @@ def test_param_list_get_describe_and_refused_set(graph, node):
     assert 'Setting parameter failed' in said, said
     assert any(w in said for w in ('out of range', 'outside', 'read-only')), said
     again = ros2('param', 'get', f'/{node}', name, env=graph)
+    assert again.returncode == 0, f'param get after the refused set: {again.stderr}'
     assert again.stdout == got.stdout, 'a refused set changed the value'
 
 

@@ -598,9 +598,11 @@ class _StopRequest:
 
 
 # A stopping node that is still alive this long after the first SIGINT/SIGTERM dumps every
-# thread's stack to stderr and exits 1: inside launch's 5 s before it escalates, and it says
-# where the node hung instead of dying unexplained by SIGKILL.
-SHUTDOWN_LIMIT_S = 4.5
+# thread's stack to stderr and exits 1. Past the clean shutdown's own budget (callbacks 2 s,
+# executor 1 s, a node's close/destroy up to 2 s more) and launch's SIGTERM at 5 s, which ends a
+# node whose main thread still runs Python; before launch's SIGKILL at 10 s, so a node stuck in
+# C says where instead of dying unexplained.
+SHUTDOWN_LIMIT_S = 8.0
 
 
 class _ShutdownWatchdog:

@@ -56,7 +56,9 @@ PARAMETERS: List[Param] = [
           range=(0.5, 60.0)),
     Param('scan_rate_hz', 10.0, 'Laser scans per sim second', range=(0.5, 100.0)),
     Param('odom_rate_hz', 50.0, 'Odometry messages per sim second', range=(1.0, 500.0)),
-    Param('clock_rate_hz', 50.0, '/clock messages per sim second: every node with use_sim_time '
+    # 20: the graph's fastest sim-time timers (control loop, brain deadlines) run at 20 Hz and
+    # fire on every message; each message costs every sim-time node an rclpy wake-up (~1 ms).
+    Param('clock_rate_hz', 20.0, '/clock messages per sim second: every node with use_sim_time '
           'wakes for each one, so a lower rate costs the graph less CPU and makes sim-time timers '
           'coarser (at most one period late)', range=(10.0, 1000.0)),
     Param('image_width', 640, 'Camera image width in pixels', range=(16, 1920), read_only=True),
@@ -146,7 +148,10 @@ class SimWorldNode(GuardedNode):
         self._render_s = 0.0
         self._renders = 0
         self._rates = {k: _Rate() for k in ('camera', 'scan', 'odom')}
-        self._due = {k: 0.0 for k in ('camera', 'scan', 'odom', 'clock')}
+        # Each sensor's next instant on its sim-time grid; None: the grid starts at the next
+        # physics step (at start and after a reset; a grid from t=0 put the first frame, sampled
+        # after the first step, off the grid of the frames that followed).
+        self._due: Dict[str, Optional[float]] = {k: None for k in ('camera', 'scan', 'odom', 'clock')}
         self._debt = 0.0
         self._last_tick = time.monotonic()
         self._rtf = (time.monotonic(), 0.0, 0.0)
@@ -277,10 +282,13 @@ class SimWorldNode(GuardedNode):
     def _take_due(self, name: str) -> bool:
         """Tell whether the sensor is due at the current sim time and schedule its next time."""
         t = self.sim.t
+        period = 1.0 / self._p[f'{name}_rate_hz']
+        if self._due[name] is None:
+            self._due[name] = t + period
+            return True
         half_step = 0.5 / self._p['physics_rate_hz']      # sim time is a float sum of steps
         if t < self._due[name] - half_step:
             return False
-        period = 1.0 / self._p[f'{name}_rate_hz']
         # Next instant on this sensor's grid; after a stall, skip the missed ones (no burst).
         missed = math.floor((t + half_step - self._due[name]) / period)
         self._due[name] += (missed + 1) * period
@@ -379,7 +387,7 @@ class SimWorldNode(GuardedNode):
             event = self.sim.reset(world, seed)
             self._pending_events.append(event)
             for name in self._due:                  # first frames right after the reset
-                self._due[name] = self.sim.t
+                self._due[name] = None
             self._wanted = {name: None for name in self._wanted}
         self._publish_goal()
         response.success = True
