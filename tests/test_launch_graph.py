@@ -249,8 +249,13 @@ def _console_scripts(package):
 def test_executable_is_a_console_script_of_its_package(entry):
     scripts = _console_scripts(entry.package)
     assert entry.executable in scripts, f'{entry.package}/setup.py declares no {entry.executable}'
-    assert scripts[entry.executable] == f'{entry.module}:main', \
-        f'{entry.executable} runs {scripts[entry.executable]}, graph.yaml says {entry.module}:main'
+    # The console script is the entry factory's function for the graph's module
+    # (llm_agent_common.entry: the node imports with the stop signals held).
+    target, _, attr = scripts[entry.executable].partition(':')
+    assert target == f'{entry.package}.executables', scripts[entry.executable]
+    run = getattr(importlib.import_module(target), attr)
+    assert getattr(run, 'module', None) == entry.module, \
+        f'{entry.executable} runs {getattr(run, "module", run)}, graph.yaml says {entry.module}'
 
 
 @pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)

@@ -22,7 +22,7 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'skill_server = llm_agent_actuation.skill_server_node:main',
+            'skill_server = llm_agent_actuation.executables:skill_server',
         ],
     },
 )

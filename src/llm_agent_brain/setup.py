@@ -23,7 +23,7 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'decision_node = llm_agent_brain.decision_node_main:main',
+            'decision_node = llm_agent_brain.executables:decision_node',
         ],
     },
 )

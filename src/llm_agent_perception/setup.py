@@ -22,11 +22,11 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'image_compressor = llm_agent_perception.image_compressor_node:main',
-            'image_decompressor = llm_agent_perception.image_decompressor_node:main',
-            'depth_compressor = llm_agent_perception.depth_compressor_node:main',
-            'scan_filter = llm_agent_perception.scan_filter_node:main',
-            'observer = llm_agent_perception.observer_node:main',
+            'image_compressor = llm_agent_perception.executables:image_compressor',
+            'image_decompressor = llm_agent_perception.executables:image_decompressor',
+            'depth_compressor = llm_agent_perception.executables:depth_compressor',
+            'scan_filter = llm_agent_perception.executables:scan_filter',
+            'observer = llm_agent_perception.executables:observer',
         ],
     },
 )

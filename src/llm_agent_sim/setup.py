@@ -22,7 +22,7 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'sim_world = llm_agent_sim.sim_world_node:main',
+            'sim_world = llm_agent_sim.executables:sim_world',
         ],
     },
 )

@@ -29,8 +29,9 @@ class Child:
 
 def node_command(entry: NodeEntry, config_dir: str, namespace: str, use_sim_time: bool,
                  extra: Sequence[str] = ()) -> List[str]:
-    """`python -m <module> --ros-args ...` with this interpreter (the venv's)."""
-    return [sys.executable, '-m', entry.module] + ros_args(
+    """`python -m llm_agent_common.entry <module> --ros-args ...` with this interpreter (the
+    venv's): the node's executable without its console script."""
+    return [sys.executable, '-m', 'llm_agent_common.entry', entry.module] + ros_args(
         entry, config_dir, namespace=namespace, use_sim_time=use_sim_time, extra=extra)
 
 

@@ -31,6 +31,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
+from .entry import held_stop
 from .stats import Percentiles, RateMeter, compression_ratio
 
 
@@ -703,6 +704,10 @@ def run_node(make_node: Callable[[], Node], args=None,
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     watchdog = _start_shutdown_watchdog()
+    if held_stop():   # it came while the node's modules or rclpy were loading
+        print(f'{held_stop()} while starting: not started', file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 0
     node: Optional[Node] = None
     executor: Any = None
     stuck = False
