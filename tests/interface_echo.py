@@ -7,8 +7,9 @@ import json
 import sys
 
 import rclpy
+from llm_agent_common.node import LeanMultiThreadedExecutor
 from rclpy.action import ActionServer
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 
 from llm_agent_interfaces.action import ExecuteSkill
 from llm_agent_interfaces.msg import CompressedArray, CompressedScan, Decision, Observation
@@ -51,7 +52,7 @@ def main() -> None:
     node.create_service(Decide, 'agent/decide', decide)
     node.create_service(ApproveSkill, 'agent/approve_skill', approve)
     ActionServer(node, ExecuteSkill, 'agent/execute_skill', execute)
-    executor = MultiThreadedExecutor()
+    executor = LeanMultiThreadedExecutor()
     executor.add_node(node)
     print('ready', flush=True)
     try:

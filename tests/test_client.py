@@ -4,7 +4,7 @@ import os
 import threading
 
 from llm_agent_bringup.client import AgentClient
-from rclpy.executors import MultiThreadedExecutor
+from llm_agent_common.node import LeanMultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
@@ -24,7 +24,7 @@ def test_client_decides_waits_for_readiness_and_runs_skills(ros_context, tmp_pat
         Parameter('execute_decisions', value=False)])
     server = SkillServer(context=ros_context, parameter_overrides=[
         Parameter('catalog_path', value=skills)])
-    executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+    executor = LeanMultiThreadedExecutor(num_threads=4, context=ros_context)
     for n in (brain, server):
         executor.add_node(n)
     spin = threading.Thread(target=executor.spin, daemon=True)

@@ -9,14 +9,14 @@ from llm_agent_sim import sim_world_node
 
 def test_observer_sees_red_target_ahead_in_room_world(ros_context, spin_until):
     import rclpy
+    from llm_agent_common.node import LeanMultiThreadedExecutor
     from llm_agent_perception.observer_node import Observer
     from llm_agent_perception.scan_filter_node import ScanFilter
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
     from llm_agent_interfaces.msg import Observation
 
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor = LeanMultiThreadedExecutor(num_threads=3, context=ros_context)
     # room.yaml: robot at (-2, 0) facing +x; red target box (0.3 m) centred at (2.4, 0); the
     # goal is the target.
     world = sim_world_node.SimWorldNode(context=ros_context, parameter_overrides=[

@@ -27,6 +27,7 @@ BASELINE = 'llm_only'
 LABELS = {'hybrid': 'hybrid (rules → tree → caches → LLM)',
           'hybrid_stop': 'hybrid, stop at every late LLM answer (the policy before hold_max_s)',
           'llm_only': 'LLM only', 'rules_only': 'rules only (no LLM)'}
+QUICK_BRAINS = ('hybrid', BASELINE)  # a quick run compares the product with its baseline only
 SOURCES = ('rule', 'tree', 'cache', 'llm', 'fallback')
 SEED = 1  # the hybrid's warm-up episode; every brain is scored on seeds SEED+1 ...
 
@@ -262,7 +263,7 @@ def run(ctx: BenchContext) -> Section:
     first = SEED + 1
     results: Dict[str, Dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix='bench_closed_loop_') as workdir:
-        for brain in LABELS:
+        for brain in ctx.pick(QUICK_BRAINS, tuple(LABELS)):
             extra = warmup if brain.startswith('hybrid') else 0
             run_ = run_demo(ctx, brain, first - extra, episodes + extra, timeout_s, workdir)
             if 'episodes' in run_:
@@ -362,7 +363,8 @@ def _notes(results: Dict[str, Dict[str, Any]], episodes: int, timeout_s: float, 
              f'the hybrid first ran {warmup} warm-up episode(s) on seed {first - warmup} '
              f'(not scored).' if warmup else
              f'Every brain: `llm-agent demo --world generated`, a fresh brain folder, seed {first}, '
-             f'{episodes} episode(s) of at most {timeout_s:g} s (sim), no warm-up (quick run).',
+             f'{episodes} episode(s) of at most {timeout_s:g} s (sim), no warm-up; the quick run '
+             f'has the hybrid and its baseline only.',
              'LLM calls = decisions the LLM made plus LLM answers that missed decision_timeout_s '
              '(published as a `stop` fallback; the model ran all the same); per minute of sim time '
              '(the world may run slower than wall time on a loaded machine; the wall figure is in '

@@ -91,8 +91,9 @@ class DecideBench:
     def __init__(self, config_dir: str, data_dir: str) -> None:
         import rclpy
         from llm_agent_brain.decision_node import DecisionNode
+        from llm_agent_common.node import LeanMultiThreadedExecutor
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         from llm_agent_interfaces.srv import Decide
@@ -124,7 +125,7 @@ class DecideBench:
             stderr=subprocess.DEVNULL)
         self.client_node = rclpy.create_node('bench_decide_client', context=self.context)
         self.nodes.append(self.client_node)
-        self.server_exec = MultiThreadedExecutor(num_threads=4, context=self.context)  # as main()
+        self.server_exec = LeanMultiThreadedExecutor(num_threads=4, context=self.context)  # as main()
         self.server_exec.add_node(self.node)
         self.server_exec.add_node(self.echo_node)
         self.spin_thread = threading.Thread(target=self.server_exec.spin, daemon=True)
@@ -314,7 +315,7 @@ def run(ctx: BenchContext) -> Section:
         ctx.log(f'  LLM answering modes on {mode_n} situations ...')
         modes = mode_rows(compare_modes(backend, bench.node.catalog, SITUATIONS[:mode_n]))
         cases = labelled_cases()
-        cases = cases if not ctx.quick else cases[::8]
+        cases = cases if not ctx.quick else cases[::16]
         ctx.log(f'  prompt styles on {len(cases)} labelled decisions ...')
         prompts = prompt_rows(compare_prompts(backend, bench.node.catalog, cases))
     paths = path_rows(times, wrong)
@@ -428,7 +429,7 @@ def _section(ctx: BenchContext, paths: Dict[str, Dict[str, Any]], modes: Dict[st
                               f'{modes[k]["usable_share"]:.0%}'] for k, name in MODES]))
     notes = [
         'The real decision node (llm_agent_brain.decision_node.DecisionNode) runs in this process '
-        'on one MultiThreadedExecutor (4 threads, as its main()) with a bare echo node serving the '
+        'on one LeanMultiThreadedExecutor (4 threads, as its main()) with a bare echo node serving the '
         'same Decide type; the client is a third node on its own executor; all over Fast DDS on '
         'loopback. Parameters: the config\'s brain.yaml, with data_dir a temporary folder, '
         'cache_ttl_s 86400 (cached answers outlive the run), retrain_every_n 100000 (the tree is '

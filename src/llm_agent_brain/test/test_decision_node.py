@@ -12,7 +12,8 @@ from llm_agent_brain.decision_node import DecisionNode
 from llm_agent_brain.decision_types import SOURCES
 from llm_agent_brain.observation_check import decode_string_message, situation_from
 from llm_agent_common.catalog import load_catalog
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from llm_agent_common.node import LeanMultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
@@ -67,7 +68,7 @@ def make_node(ros_context, tmp_path):
         overrides.update(params)
         node = DecisionNode(backend=backend, context=ros_context, parameter_overrides=[
             Parameter(k, value=v) for k, v in overrides.items()])
-        executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+        executor = LeanMultiThreadedExecutor(num_threads=3, context=ros_context)
         executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()

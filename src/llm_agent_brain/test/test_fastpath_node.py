@@ -11,7 +11,7 @@ import random
 import rclpy
 from llm_agent_brain.backends.scripted import ScriptedBackend
 from llm_agent_brain.decision_types import Situation
-from rclpy.executors import MultiThreadedExecutor
+from llm_agent_common.node import LeanMultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
@@ -41,7 +41,7 @@ def test_decide_answers_by_rule_tree_and_cache(ros_context, tmp_path, spin_until
         Parameter('execute_decisions', value=False),
     ])
     client = rclpy.create_node('fastpath_client', context=ros_context)
-    executor = MultiThreadedExecutor(num_threads=3, context=ros_context)
+    executor = LeanMultiThreadedExecutor(num_threads=3, context=ros_context)
     executor.add_node(node)
     executor.add_node(client)
     try:

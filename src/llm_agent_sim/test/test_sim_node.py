@@ -11,9 +11,10 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
+from llm_agent_common.node import LeanMultiThreadedExecutor  # noqa: E402
 from llm_agent_sim.sim_world_node import SimWorldNode  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -84,7 +85,7 @@ def make_sim(ros_context):
         node = SimWorldNode(context=ros_context,
                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         probe = Probe(ros_context)
-        executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+        executor = LeanMultiThreadedExecutor(num_threads=4, context=ros_context)
         executor.add_node(node)
         executor.add_node(probe.node)
         made.append((executor, node, probe))
