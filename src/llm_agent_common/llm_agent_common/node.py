@@ -704,8 +704,9 @@ def run_node(make_node: Callable[[], Node], args=None,
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     watchdog = _start_shutdown_watchdog()
-    if held_stop():   # it came while the node's modules or rclpy were loading
-        print(f'{held_stop()} while starting: not started', file=sys.stderr, flush=True)
+    held = held_stop()   # a stop that came while the node's modules or rclpy were loading
+    if held:
+        print(f'{held} while starting: not started', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 0
     node: Optional[Node] = None
