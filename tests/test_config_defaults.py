@@ -87,3 +87,13 @@ def test_cores_built_from_parameters_share_their_defaults():
 def test_a_differing_value_is_caught():
     params = table('skill_server')
     assert not same(params['result_keep_s'].default, 10.0)
+
+
+def test_the_laser_pose_is_the_same_for_every_node_that_reads_scans():
+    # The guard (skill_server) and the sectors (observer) place scan points on the base from the
+    # same three parameters: a pose set in one file and not the other would split them.
+    keys = ('laser_x_m', 'laser_y_m', 'laser_yaw_rad')
+    poses = {node: tuple(section.get(k, table(node)[k].default) for k in keys)
+             for node, _f, section in sections() if node in ('observer', 'skill_server')}
+    assert set(poses) == {'observer', 'skill_server'}
+    assert poses['observer'] == poses['skill_server'], poses

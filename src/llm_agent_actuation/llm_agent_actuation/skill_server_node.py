@@ -17,7 +17,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import GuardedNode, Param, Params, latched_qos, run_node
+from llm_agent_common.node import (
+    LASER_POSE_PARAMS,
+    GuardedNode,
+    Param,
+    Params,
+    latched_qos,
+    run_node,
+)
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -51,12 +58,7 @@ PARAMETERS: List[Param] = [
     Param('footprint_radius_m', 0.2, 'radius of the circle around the base centre that the guard keeps '
           'clear along the commanded path (the sim robot is 0.18 m)', range=(0.01, 3.0),
           read_only=True),
-    Param('laser_x_m', 0.0, 'laser position on the base, forward of the centre', range=(-3.0, 3.0),
-          read_only=True),
-    Param('laser_y_m', 0.0, 'laser position on the base, left of the centre', range=(-3.0, 3.0),
-          read_only=True),
-    Param('laser_yaw_rad', 0.0, 'laser heading on the base (0 = facing forward)',
-          range=(-3.15, 3.15), read_only=True),
+    *LASER_POSE_PARAMS,
     Param('scan_timeout_s', 1.0, 'no scan for this long: forward motion not allowed',
           range=(0.05, 10.0), read_only=True),
     Param('watchdog_timeout_s', 0.5, 'zero velocity published when idle or when commands stop for this long',

@@ -504,3 +504,39 @@ def test_executive_after_shutdown_refuses_goals_and_ends_late_runs(tmp_path):
     assert ex.start(run, 0.0) == []
     _, reason = ex.check_goal('stop', '{}', 0.0)
     assert 'shutting down' in reason
+
+
+def test_fuzzed_approvals_never_raise_and_only_decide_waiting_goals():
+    # Any goal id a caller sends (empty, dashed, unknown, huge, odd characters), in any order
+    # with requests and withdrawals: an answer, and a decision only for a goal that waits.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from llm_agent_actuation.approval import APPROVED, REFUSED, WAITING, ApprovalBook
+
+    ids = st.one_of(st.sampled_from(['', 'a1', 'b2', 'A1', 'a-1', 'c3']), st.text(max_size=40),
+                    st.text(max_size=5000).map(lambda t: t * 2))
+    ops = st.lists(st.tuples(st.sampled_from(['request', 'decide', 'withdraw']), ids,
+                             st.booleans()), max_size=30)
+
+    @settings(max_examples=300, derandomize=True, database=None, deadline=10_000)
+    @given(ops)
+    def run(seq):
+        book = ApprovalBook()
+        for op, gid, approve in seq:
+            if op == 'request' and gid:
+                book.request(gid, 'turn', 0.0)
+            elif op == 'withdraw':
+                book.withdraw(gid)
+            elif op == 'decide':
+                before = book.waiting()
+                found, message = book.decide(gid, approve)
+                assert isinstance(found, bool) and message and len(message) < 200 + 60 * len(before) + 2 * len(gid)
+                after = book.waiting()
+                if found:
+                    assert len(after) == len(before) - 1
+                    (gone,) = set(before) - set(after)
+                    assert book.decision(gone) == (APPROVED if approve else REFUSED)
+                else:
+                    assert after == before and all(book.decision(g) == WAITING for g in before)
+    run()

@@ -29,6 +29,7 @@ class Trials:
     """What the trials saw."""
 
     trials: int = 0
+    skipped: int = 0           # draws whose box already touched the robot at the start
     contacts: int = 0
     stopped: int = 0           # the guard stopped the robot before the box
     by_kind: Dict[str, int] = field(default_factory=dict)
@@ -62,18 +63,25 @@ def _in_path_box(rng: random.Random, arc_w: float, v: float) -> Obstacle:
 
 def run(n: int, seed: int = 0, catalog_path: str = '', safety_distance_m: float = 0.35,
         footprint_radius_m: float = 0.2) -> Trials:
-    """n placements, half through move_forward and half on random arcs."""
+    """n counted placements, alternately through move_forward and on random arcs.
+
+    A draw whose box already touches the robot at the start is not a trial (counted in
+    `skipped`); drawing goes on until n trials ran.
+    """
     rng = random.Random(seed)
     catalog = load_catalog(catalog_path or None)
     out = Trials()
-    for i in range(n):
-        kind = 'move_forward' if i % 2 == 0 else 'arc'
+    i = -1
+    while out.trials < n:
+        i += 1
+        kind = 'move_forward' if out.trials % 2 == 0 else 'arc'
         v = rng.uniform(0.1, 0.5)
         w = 0.0 if kind == 'move_forward' else rng.uniform(-1.0, 1.0)
         box = _in_path_box(rng, w, v)
         sim = Sim(_world(box), seed=i)
         if sim.world.clearance(0.0, 0.0)[0] < 0.3:
-            continue  # the box would already touch the robot at the start
+            out.skipped += 1
+            continue
         guard = SafetyGuard(safety_distance_m, 1.0, Footprint(radius_m=footprint_radius_m))
         ex = Executive(catalog, SkillConfig(safety_distance_m=safety_distance_m), guard)
         run_ = None
@@ -84,6 +92,7 @@ def run(n: int, seed: int = 0, catalog_path: str = '', safety_distance_m: float 
             if reason:
                 out.stopped += 1
                 out.trials += 1
+                out.by_kind[kind] = out.by_kind.get(kind, 0) + 1
                 continue
             run_ = ex.create_run(f't{i}', 'move_forward', params, 0.0)
             ex.start(run_, 0.0)

@@ -75,6 +75,28 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
 
     from llm_agent_perception import depth_codec, features, image_codec, quantize
 
+    from llm_agent_actuation.approval import ApprovalBook
+    from llm_agent_brain.collisions import parse_event
+    from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
+
+    def _event_outcome(event):
+        if event['type'] in ('collision', 'goal_reached'):
+            return pipe.report_outcome(event['type'], event)
+        return 0
+
+    def _approval_case(ops):
+        book = ApprovalBook()
+        for op, gid, approve in ops:
+            if op == 'request' and gid:
+                book.request(gid, 'turn', 0.0)
+            elif op == 'withdraw':
+                book.withdraw(gid)
+            elif op == 'decide':
+                found, message = book.decide(gid, approve)
+                if not isinstance(found, bool) or not message:
+                    raise AssertionError('an approval answer without a message')
+        return True
+
     rng = random.Random(seed)
     img = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     jpeg, png = cv2.imencode('.jpg', img)[1].tobytes(), cv2.imencode('.png', img)[1].tobytes()
@@ -83,6 +105,9 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
     p = quantize.params_for_range(0.0, 8.0, 0.005)
     good = quantize.pack(np.linspace(0, 8, 360, dtype=np.float32), p)
     weird = [float('nan'), float('inf'), float('-inf'), 0.0, -1.0, 1e308, 1e-308, 2**70]
+    pipe = DecisionPipeline(load_catalog(), FastPathConfig(persist=False,
+                                                           enable_semantic_cache=False,
+                                                           enable_tree=False), None)
     results = {
         'image (jpeg/png)': _try(lambda d: image_codec.decode('bgr8; jpeg compressed bgr8', d),
                                  _mutations(rng, jpeg, n // 2) + _mutations(rng, png, n // 2),
@@ -101,7 +126,8 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
             lambda c: features.sector_ranges(*c),
             [([rng.choice(weird + [rng.uniform(0, 9)]) for _ in range(rng.randint(0, 50))],
               rng.choice(weird), rng.choice(weird + [0.0175]), rng.choice(weird),
-              rng.choice(weird + [8.0])) for _ in range(n)], ()),
+              rng.choice(weird + [8.0]),
+              tuple(rng.choice(weird + [0.0, 0.2]) for _ in range(3))) for _ in range(n)], ()),
         'observation': _try(
             lambda c: situation_from(*c),
             [([rng.choice(['front_range', 'x y', '"', 'a' * 100, '']) for _ in range(k)],
@@ -116,13 +142,94 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
                          '{"skill": "move_forward", "params": {"distance": 1e999}}',
                          json.dumps({'skill': 'speak', 'params': {'text': 'x' * 10**5}})])
              for _ in range(n // 10)], (BackendError,)),
+        'event (sim/events)': _try(
+            lambda t: _event_outcome(parse_event(t)),
+            [rng.choice(['[' * 100000, '{"type": ' + '9' * 5000 + '}', '"collision"', '{}',
+                         '{"type": "collision", "skill": ' + '{"a": ' * 200 + '1' + '}' * 200 + '}',
+                         json.dumps({'type': rng.choice(['collision', 'goal_reached', 'x']),
+                                     'skill': rng.choice(weird + ['turn'])}),
+                         bytes(rng.getrandbits(8) for _ in range(40)).decode('latin-1')])
+             for _ in range(n // 10)], (ValueError,)),
+        'approval (goal id)': _try(
+            _approval_case,
+            [[(rng.choice(['request', 'decide', 'withdraw']),
+               rng.choice(['', 'a1', 'A-1', 'b2', 'x' * 10000, '\x00', '\u202e']),
+               rng.random() < 0.5) for _ in range(rng.randint(1, 12))] for _ in range(n // 10)],
+            ()),
         'goal params_json': _try(
             lambda t: catalog.validate('move_forward', t),
             [rng.choice(['{"distance": ' + '9' * 400 + '}', '[' * 100000, '{"distance": NaN}',
                          'x' * 20000, '{"speed": -1}', '{"distance": 1.0}'])
              for _ in range(n // 10)], (), refusal=lambda out: bool(out[1])),
     }
+    pipe.close()
     return results
+
+
+def key_redirects() -> Dict[str, Any]:
+    """The OpenAI backend's key against servers that redirect (301, 302, 303, 307, 308) to
+    another host on loopback: how many requests, and how many keys, reached that host."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from llm_agent_brain.backends import make_backend
+    from llm_agent_brain.decision_types import BackendError, Situation
+    from llm_agent_common.catalog import load_catalog
+
+    seen: List[Dict[str, str]] = []
+
+    class Other(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            seen.append(dict(self.headers))
+            self.send_response(500)
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+
+        do_GET = do_POST
+
+    other = ThreadingHTTPServer(('127.0.0.2', 0), Other)   # another host, on loopback
+    codes = [301, 302, 303, 307, 308]
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.send_response(codes[int(self.path.split('/')[1][1:]) % len(codes)])
+            self.send_header('Location', f'http://127.0.0.2:{other.server_address[1]}/v1/x')
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+
+    redirector = ThreadingHTTPServer(('127.0.0.1', 0), Redirect)
+    for srv in (other, redirector):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = 'LLM_AGENT_BENCH_KEY'
+    os.environ[env] = 'sk-bench-secret'
+    out = {'requests': 0, 'refused': 0, 'reached_other_host': 0, 'keys_leaked': 0,
+           'credentials_in_errors': 0}
+    try:
+        for i, _code in enumerate(codes):
+            url = f'http://user:hunter2@127.0.0.1:{redirector.server_address[1]}/c{i}'
+            b = make_backend('openai', base_url=url, model='m', api_key_env=env, timeout_s=2.0,
+                             max_retries=0, retry_backoff_s=0.0)
+            b.load()
+            out['requests'] += 1
+            try:
+                b.choose(Situation({'front_range': 2.0}, '', 'go'), load_catalog())
+            except BackendError as exc:
+                out['refused'] += 1
+                out['credentials_in_errors'] += int('hunter2' in str(exc))
+    finally:
+        os.environ.pop(env, None)
+        for srv in (other, redirector):
+            srv.shutdown()
+            srv.server_close()
+    out['reached_other_host'] = len(seen)
+    out['keys_leaked'] = sum('sk-bench-secret' in json.dumps(h) for h in seen)
+    return out
 
 
 def bombs() -> List[List[Any]]:
@@ -328,6 +435,7 @@ def run(ctx: BenchContext) -> Section:
     files = corrupted_files(ctx.pick(30, 200))
     kills = kill_during_saves(ctx.pick(5, 50))
     inj = injection_corpus()
+    keys = key_redirects()
     crashes = sum(r['crashes'] for r in fuzz.values())
     tables = [
         Table('Inputs tried (random and mutated, seeded)',
@@ -338,7 +446,8 @@ def run(ctx: BenchContext) -> Section:
               bomb_rows),
         Table('Robot safety and files', ['check', 'trials', 'bad', 'figure'], [
             ['in-path obstacle placements (guard, in process)', guard.trials, guard.contacts,
-             f'{guard.stopped} stopped by the guard; {guard.contacts} contacts'],
+             f'{guard.stopped} stopped by the guard; {guard.contacts} contacts '
+             f'({guard.skipped} draws touching the start were redrawn)'],
             ['corrupted brain files at start-up', files['tried'], files['crashed'],
              f'{files["recovered"]} recovered'],
             ['kill -9 during a save of tree.json', kills['trials'], kills['corrupt'],
@@ -347,6 +456,11 @@ def run(ctx: BenchContext) -> Section:
              inj['off_catalogue'] + inj['out_of_bounds'],
              f'{inj["decided"]} decided, {inj["refused"]} refused; {inj["off_catalogue"]} '
              f'off-catalogue, {inj["out_of_bounds"]} out of bounds'],
+            ['OpenAI key against redirecting servers (301-308)', keys['requests'],
+             keys['keys_leaked'] + keys['credentials_in_errors'],
+             f'{keys["refused"]} refused; {keys["reached_other_host"]} requests and '
+             f'{keys["keys_leaked"]} keys reached the other host; URL credentials in '
+             f'{keys["credentials_in_errors"]} errors'],
         ]),
     ]
     findings = [
@@ -358,10 +472,13 @@ def run(ctx: BenchContext) -> Section:
         f'{kills["loadable"]}/{kills["trials"]} killed saves left a loadable file.',
         f'Injection: {inj["off_catalogue"]} off-catalogue and {inj["out_of_bounds"]} '
         f'out-of-bound decisions over {inj["cases"]} cases.',
+        f'Key: sent to another host {keys["keys_leaked"]} times over {keys["requests"]} '
+        f'redirects.',
     ]
     return Section('reliability', 'Reliability: inputs, bombs, guard, files, injections',
                    'counts (0 crashes, 0 contacts, 0 off-catalogue decisions)', tables=tables,
                    plots=[_plot(ctx, fuzz)],
                    findings=findings, data={'fuzz': fuzz, 'bombs': bomb_rows,
                                              'guard': vars(guard), 'files': files,
-                                             'kills': kills, 'injection': inj})
+                                             'kills': kills, 'injection': inj,
+                                             'key_redirects': keys})

@@ -6,8 +6,9 @@ the scan's minima). Each contact is reported once, until the robot is clear agai
 """
 from __future__ import annotations
 
+import json
 import math
-from typing import Mapping
+from typing import Any, Dict, Mapping
 
 from llm_agent_common.features import SECTOR_NAMES
 
@@ -38,3 +39,23 @@ class ContactMonitor:
         if self._touching and nearest < self.clear_range_m:
             return False  # still in (or just out of) the same contact
         return self.update(nearest < self.contact_range_m)
+
+
+MAX_EVENT_BYTES = 65536   # a world event is a few hundred bytes; more is not an event
+
+
+def parse_event(text: str) -> Dict[str, Any]:
+    """A `sim/events` message as a dict whose 'type' is a string; ValueError says what is wrong.
+
+    Deep nesting, huge numbers and oversized or non-object messages are refused here, so the
+    node's callback only ever sees a well-formed event.
+    """
+    if len(text) > MAX_EVENT_BYTES:
+        raise ValueError(f'event of {len(text)} characters (at most {MAX_EVENT_BYTES})')
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f'not JSON ({type(exc).__name__}: {str(exc)[:80]})') from None
+    if not isinstance(event, dict) or not isinstance(event.get('type'), str):
+        raise ValueError('not a JSON object with a string "type"')
+    return event

@@ -34,7 +34,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from llm_agent_brain import prompt
-from llm_agent_brain.collisions import ContactMonitor
+from llm_agent_brain.collisions import ContactMonitor, parse_event
 from llm_agent_brain.decision_types import SOURCES, BackendError, Choice, Situation
 from llm_agent_brain.goal_dispatch import NEUTRAL_OUTCOMES, GoalDispatch, at_rest
 from llm_agent_brain.llm_scheduler import TOPIC, WARM, Job, LlmScheduler
@@ -255,14 +255,13 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
 
     def on_event(self, msg: String) -> None:
         try:
-            event = json.loads(msg.data)
-            kind = event['type']
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            event = parse_event(msg.data)
+        except ValueError as exc:
             self.counters['bad_events'] += 1
-            self.log.warning('event', f'sim/events: not a JSON object with a type ({exc})')
+            self.log.warning('event', f'sim/events: {exc}')
             return
-        if kind in ('collision', 'goal_reached'):
-            self.pipeline.report_outcome(kind, event)
+        if event['type'] in ('collision', 'goal_reached'):
+            self.pipeline.report_outcome(event['type'], event)
 
     def on_contact(self, msg: Bool) -> None:
         if self.contacts.update(bool(msg.data)):

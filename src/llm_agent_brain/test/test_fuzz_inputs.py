@@ -115,3 +115,29 @@ def test_persisted_files_of_any_content(tmp_path_factory, raw):
         TreeSet.load(str(folder / 'tree.json'))
     except ValueError as exc:
         assert 'tree.json' in str(exc)
+
+
+events = st.one_of(
+    st.text(max_size=300), st.just('[' * 100000), st.just('{"type": ' + '9' * 5000 + '}'),
+    st.recursive(st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-2**70, 2**70),
+                           st.text(max_size=20)),
+                 lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                        st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                 max_leaves=20).map(lambda v: __import__('json').dumps(v)),
+    st.fixed_dictionaries({'type': st.sampled_from(['collision', 'goal_reached', 'reset', 'x'])},
+                          optional={'skill': st.one_of(st.text(max_size=10), st.integers()),
+                                    'x': st.floats()}).map(lambda v: __import__('json').dumps(v)))
+
+
+@FUZZ
+@given(events)
+def test_events_parse_or_are_refused_and_outcomes_never_raise(raw):
+    from llm_agent_brain.collisions import parse_event
+    try:
+        event = parse_event(raw)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert isinstance(event, dict) and isinstance(event['type'], str)
+    if event['type'] in ('collision', 'goal_reached'):
+        assert PIPE.report_outcome(event['type'], event) >= 0

@@ -108,6 +108,18 @@ class Param:
         return desc
 
 
+# Where the laser sits on the base: the skill server's guard and the observer both read scans
+# in the base frame, from these same three parameters (config/ sets them alike in both files).
+LASER_POSE_PARAMS = (
+    Param('laser_x_m', 0.0, 'laser position on the base, forward of the centre',
+          range=(-3.0, 3.0), read_only=True),
+    Param('laser_y_m', 0.0, 'laser position on the base, left of the centre', range=(-3.0, 3.0),
+          read_only=True),
+    Param('laser_yaw_rad', 0.0, 'laser heading on the base (0 = facing forward)',
+          range=(-3.15, 3.15), read_only=True),
+)
+
+
 def params_from_dataclass(cls: Any, read_only: bool = True) -> List[Param]:
     """Params of a config dataclass whose fields carry description/min/max/choices metadata."""
     out = []

@@ -27,21 +27,28 @@ TARGET_HUES: Dict[str, Tuple[Tuple[int, int], ...]] = {
 
 
 def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: float,
-                  range_min: float, range_max: float) -> Dict[str, float]:
-    """Nearest range in each of six 60-degree sectors; range_max where nothing is seen.
+                  range_min: float, range_max: float,
+                  laser_pose: Tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Dict[str, float]:
+    """Nearest obstacle in each of six 60-degree sectors around the base; range_max where nothing
+    is seen.
 
+    Distances and sectors are taken from the base's centre: each beam's end point is moved from
+    the laser's pose on the base (x forward, y left, yaw; m, m, rad) into the base frame, so a
+    laser mounted off-centre or facing elsewhere reports what the robot itself has around it.
     A reading closer than the laser can measure (-inf, 0, below range_min: REP 117) is an
     obstacle at range_min, never a clear sector; NaN (no answer) is skipped. A bad range_min
-    (negative or NaN) is taken as 0; a scan with non-finite angles or range_max has no usable
-    sector, and every sector reads 0 (blocked) so that nothing downstream takes it for a clear way.
+    (negative or NaN) is taken as 0; a scan with non-finite angles, range_max or laser pose has
+    no usable sector, and every sector reads 0 (blocked) so that nothing downstream takes it for
+    a clear way.
     """
     r = np.asarray(ranges, dtype=np.float64)
     try:
         angle_min, angle_increment, range_max, range_min = (
             float(v) for v in (angle_min, angle_increment, range_max, range_min))
+        lx, ly, lyaw = (float(v) for v in laser_pose)
     except (OverflowError, TypeError, ValueError):
-        angle_min = math.nan
-    if not all(math.isfinite(v) for v in (angle_min, angle_increment, range_max)) \
+        angle_min = lx = ly = lyaw = math.nan
+    if not all(math.isfinite(v) for v in (angle_min, angle_increment, range_max, lx, ly, lyaw)) \
             or range_max <= 0:
         return {name: 0.0 for name in SECTOR_NAMES}
     out = {name: float(range_max) for name in SECTOR_NAMES}
@@ -51,14 +58,24 @@ def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: fl
     with np.errstate(invalid='ignore'):
         close = (r == -np.inf) | (np.isfinite(r) & (r < max(range_min, 1e-9)))
     r = np.where(close, range_min, r)
-    angles = angle_min + angle_increment * np.arange(r.size)
-    wrapped = (angles + math.pi) % (2.0 * math.pi) - math.pi
-    sector = np.rint(wrapped / SECTOR_WIDTH).astype(int) % 6
-    valid = np.isfinite(r) & (r >= range_min) & (r <= range_max)
+    with np.errstate(all='ignore'):   # a huge increment overflows: those beams are dropped
+        beam = lyaw + angle_min + angle_increment * np.arange(r.size)
+        valid = np.isfinite(r) & (r >= range_min) & (r <= range_max) & np.isfinite(beam)
+        beam = np.where(valid, beam, 0.0)
+        dist = np.where(valid, r, 0.0)
+        if lx == 0.0 and ly == 0.0:   # the laser at the centre: its own ranges and angles, exactly
+            centre_dist, bearing = dist, beam
+        else:
+            px, py = lx + dist * np.cos(beam), ly + dist * np.sin(beam)
+            centre_dist = np.hypot(px, py)
+            # A point at the centre itself has no direction of its own: it takes its beam's.
+            bearing = np.where(centre_dist > 1e-9, np.arctan2(py, px), beam)
+        wrapped = (bearing + math.pi) % (2.0 * math.pi) - math.pi
+        sector = np.rint(wrapped / SECTOR_WIDTH).astype(int) % 6
     for k, name in enumerate(SECTOR_NAMES):
         sel = valid & (sector == k)
         if np.any(sel):
-            out[name] = float(np.min(r[sel]))
+            out[name] = float(np.min(centre_dist[sel]))
     return out
 
 

@@ -10,6 +10,7 @@ import cv2
 from geometry_msgs.msg import PoseStamped
 from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.node import (
+    LASER_POSE_PARAMS,
     BadInputs,
     Diagnostics,
     GuardedNode,
@@ -42,6 +43,7 @@ PARAMS = [
           'as the target', range=(0.0, 1.0)),
     Param('detect_width', 160, 'Frames are resized to this width (pixels) before colour '
           'detection; 0 = full size', range=(0, 4096)),
+    *LASER_POSE_PARAMS,   # sector ranges are measured from the base's centre
     Param('scan_timeout_s', 1.0, 'No observation is published when the last scan is older',
           range=(0.05, 60.0)),
     Param('image_timeout_s', 1.0, 'The target counts as not visible when the last frame is '
@@ -105,8 +107,10 @@ class Observer(GuardedNode):
                 and math.isfinite(msg.angle_min) and math.isfinite(msg.angle_increment)):
             self.bad.report('scan', 'scan geometry invalid (range_max or angles)')
             return
+        p = self.params.values
         sectors = features.sector_ranges(msg.ranges, msg.angle_min, msg.angle_increment,
-                                         msg.range_min, msg.range_max)
+                                         msg.range_min, msg.range_max,
+                                         (p['laser_x_m'], p['laser_y_m'], p['laser_yaw_rad']))
         with self._lock:
             self._scan = (time.monotonic(), sectors, float(msg.range_max), msg.header)
 

@@ -8,6 +8,8 @@ import numpy as np
 
 from .image_codec import BadInput
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass
 class ScanMeta:
@@ -40,6 +42,8 @@ def check_meta(meta: ScanMeta, n: int) -> None:
         raise BadInput('scan angle_increment is 0')
     if not 0.0 <= meta.range_min < meta.range_max:
         raise BadInput(f'scan range_min {meta.range_min} / range_max {meta.range_max} invalid')
+    if meta.range_max > FLOAT32_MAX:   # ranges are float32 (LaserScan): it would read as inf
+        raise BadInput(f'scan range_max {meta.range_max} exceeds float32')
 
 
 def sanitize(ranges: np.ndarray, range_min: float, range_max: float) -> np.ndarray:

@@ -149,3 +149,51 @@ def test_scans_with_unusable_geometry_read_as_blocked():
     nan_ahead = [float('nan')] + [5.0] * 359
     s = features.sector_ranges(nan_ahead, 0.0, 2 * math.pi / 360, 0.05, 8.0)
     assert s['front_range'] == 5.0, 'a NaN beam is skipped, its sector still reads what it sees'
+
+
+def test_sectors_are_seen_from_the_base_centre_for_an_off_centre_laser():
+    # A laser 0.3 m ahead of the centre, facing backwards: a wall 1 m behind the laser (beam
+    # angle 0) is 0.7 m behind the robot's centre, and a box 1 m ahead of the centre is seen by
+    # the laser's beam at pi, 0.7 m away.
+    inc = 2 * math.pi / 360
+    ranges = [float('inf')] * 360
+    ranges[0] = 1.0
+    ranges[180] = 0.7
+    s = features.sector_ranges(ranges, 0.0, inc, 0.05, 8.0, laser_pose=(0.3, 0.0, math.pi))
+    assert s['rear_range'] == pytest.approx(0.7)
+    assert s['front_range'] == pytest.approx(1.0)
+    # The same scan read as if the laser sat at the centre facing forward swaps them: the
+    # pose is what places the obstacles.
+    s0 = features.sector_ranges(ranges, 0.0, inc, 0.05, 8.0)
+    assert s0['front_range'] == pytest.approx(1.0) and s0['rear_range'] == pytest.approx(0.7)
+    s1 = features.sector_ranges(ranges, 0.0, inc, 0.05, 8.0, laser_pose=(0.3, 0.0, 0.0))
+    assert s1['front_range'] == pytest.approx(1.3) and s1['rear_range'] == pytest.approx(0.4)
+
+
+def test_a_reading_too_close_for_an_off_centre_laser_is_an_obstacle_at_the_laser():
+    ranges = [5.0] * 360
+    ranges[120] = float('-inf')   # back to the laser's left, closer than range_min
+    s = features.sector_ranges(ranges, 0.0, 2 * math.pi / 360, 0.05, 8.0,
+                               laser_pose=(0.0, 0.2, 0.0))
+    a = math.radians(120)
+    assert s['left_range'] == pytest.approx(math.hypot(0.05 * math.cos(a), 0.2 + 0.05 * math.sin(a)))
+
+
+def test_a_non_finite_laser_pose_reads_as_blocked():
+    s = features.sector_ranges([5.0] * 36, 0.0, 0.1, 0.05, 8.0, laser_pose=(math.nan, 0.0, 0.0))
+    assert set(s.values()) == {0.0}
+
+
+def test_a_range_max_beyond_float32_is_refused():
+    # Found by the fuzz suite: 3.4028236e38 as range_max became inf in the float32 ranges.
+    meta = ScanMeta(angle_min=0.0, angle_max=0.0, angle_increment=1.0,
+                    range_min=3.4028235677973366e+38, range_max=3.402823567797337e+38)
+    with pytest.raises(BadInput, match='float32'):
+        filter_scan([0.0], meta, 1, 1)
+
+
+def test_beams_whose_angle_overflows_are_dropped_not_put_in_a_random_sector():
+    # From beam 2 on, 1e308 * index is inf: those beams have no direction and count nowhere.
+    ranges = [0.5] * 10
+    s = features.sector_ranges(ranges, 0.0, 1e308, 0.05, 8.0)
+    assert s == features.sector_ranges(ranges[:2], 0.0, 1e308, 0.05, 8.0)
