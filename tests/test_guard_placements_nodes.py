@@ -3,12 +3,10 @@ in the robot's path (several off the centre line, where the old ±0.35 rad cone 
 and `move_forward` sent as a goal. The robot must stop before every box: no collision event.
 The in-process trials (test_guard_placements.py, bench section 7) run the thousands."""
 import json
-import os
 import subprocess
 import sys
 import time
 
-import pytest
 import rclpy
 import yaml
 from action_msgs.msg import GoalStatus
@@ -105,11 +103,11 @@ def test_the_real_nodes_stop_before_every_box_in_the_path(ros_env, ros_context, 
                 skill='move_forward', params_json=json.dumps({'distance': 3.0, 'speed': speed})))
             assert spin_until(fut.done, 10)
             handle = fut.result()
-            def collisions():
-                return [e for e in events[n_events:] if e.get('type') == 'collision']
+            def collisions(since=n_events):
+                return [e for e in events[since:] if e.get('type') == 'collision']
             if handle.accepted:
                 rfut = handle.get_result_async()
-                spin_until(lambda: rfut.done() or collisions(), 30)
+                spin_until(lambda f=rfut: f.done() or collisions(), 30)
                 assert not collisions(), (path, collisions())
                 assert rfut.done(), 'no result'
                 result = rfut.result()

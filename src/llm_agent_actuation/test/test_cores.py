@@ -511,7 +511,6 @@ def test_fuzzed_approvals_never_raise_and_only_decide_waiting_goals():
     # with requests and withdrawals: an answer, and a decision only for a goal that waits.
     from hypothesis import given, settings
     from hypothesis import strategies as st
-
     from llm_agent_actuation.approval import APPROVED, REFUSED, WAITING, ApprovalBook
 
     ids = st.one_of(st.sampled_from(['', 'a1', 'b2', 'A1', 'a-1', 'c3']), st.text(max_size=40),
@@ -531,7 +530,8 @@ def test_fuzzed_approvals_never_raise_and_only_decide_waiting_goals():
             elif op == 'decide':
                 before = book.waiting()
                 found, message = book.decide(gid, approve)
-                assert isinstance(found, bool) and message and len(message) < 200 + 60 * len(before) + 2 * len(gid)
+                bound = 200 + 60 * len(before) + 2 * len(gid)
+                assert isinstance(found, bool) and message and len(message) < bound
                 after = book.waiting()
                 if found:
                     assert len(after) == len(before) - 1

@@ -67,17 +67,16 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
     """Decoders and brain inputs, n cases each."""
     import cv2
     import numpy as np
+    from llm_agent_actuation.approval import ApprovalBook
     from llm_agent_brain.backends import scoring
+    from llm_agent_brain.collisions import parse_event
     from llm_agent_brain.decision_types import BackendError, Situation
     from llm_agent_brain.observation_check import situation_from
+    from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
     from llm_agent_common.catalog import load_catalog
     from llm_agent_perception.bounded import BadInput
 
     from llm_agent_perception import depth_codec, features, image_codec, quantize
-
-    from llm_agent_actuation.approval import ApprovalBook
-    from llm_agent_brain.collisions import parse_event
-    from llm_agent_brain.pipeline import DecisionPipeline, FastPathConfig
 
     def _event_outcome(event):
         if event['type'] in ('collision', 'goal_reached'):
