@@ -22,7 +22,10 @@ def sized(name: str, width: int, height: int) -> np.ndarray:
 
 def panning(n: int, width: int = 320, height: int = 240, source: str = 'motorcycle'):
     """Yield n frames of a window panning across an enlarged photograph (a moving camera)."""
-    big = cv2.resize(photo(source), None, fx=1.6, fy=1.6, interpolation=cv2.INTER_CUBIC)
+    img = photo(source)
+    # Enlarged 1.6x, or more when the window needs it (1280x720 over a 741x500 photo).
+    scale = max(1.6, 1.25 * width / img.shape[1], 1.25 * height / img.shape[0])
+    big = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     H, W = big.shape[:2]
     for i in range(n):
         s = i / max(n - 1, 1)
