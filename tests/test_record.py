@@ -103,7 +103,7 @@ def _wait_matched(pub, spin_until):
 def test_recording_reads_back_with_an_independent_reader(ros_context, ros_domain_id, spin_until,
                                                          tmp_path):
     path = str(tmp_path / 'run.mcap')
-    recorder = Recorder(path, namespace='/robot1', domain_id=ros_domain_id)
+    recorder = Recorder(path, namespace='/robot1', domain_id=ros_domain_id, video=False)
     pub = _Publisher(ros_context, 'robot1', AGENT_TOPICS)
     sent = {}
     try:
@@ -241,3 +241,70 @@ def test_tree_trained_from_a_recording_follows_the_recorded_policy(ros_context, 
             assert choice.skill == _policy(front)[0]
     finally:
         fresh.close()
+
+
+def test_the_video_stream_is_recorded_for_foxglove_and_decodes_with_pyav(
+        ros_context, ros_domain_id, spin_until, tmp_path):
+    # The real image compressor encodes only because the recorder subscribes to its stream.
+    import av
+    from llm_agent_perception.foxglove_video import TYPE_NAME
+    from llm_agent_perception.image_compressor_node import ImageCompressor
+    from llm_agent_perception.image_decompressor_node import array_to_image
+    from llm_agent_samples.photos import panning
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+    from skimage.metrics import structural_similarity
+    frames = [np.ascontiguousarray(f) for f in panning(150, 320, 240)][:45]
+    path = str(tmp_path / 'video.mcap')
+    ex = SingleThreadedExecutor(context=ros_context)
+    comp = ImageCompressor(context=ros_context, namespace='robot1',
+                           parameter_overrides=[Parameter('video_gop', value=15)])
+    ex.add_node(comp)
+    import rclpy
+    tester = rclpy.create_node('video_source', namespace='robot1', context=ros_context)
+    ex.add_node(tester)
+    pub = tester.create_publisher(Image, 'camera/image_raw', 10)
+    recorder = Recorder(path, namespace='/robot1', domain_id=ros_domain_id)
+    sent = {}
+    try:
+        assert recorder.video_note == ''
+        assert spin_until(ex, lambda: comp._video_pub.get_subscription_count() >= 1, 15.0)
+        for i, f in enumerate(frames):
+            msg = array_to_image(f, 'bgr8', Image().header)
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 50, i * 20_000_000
+            msg.header.frame_id = 'camera'
+            sent[i * 20_000_000] = f
+            pub.publish(msg)
+            spin_until(ex, lambda: False, 0.04)
+        spin_until(ex, lambda: recorder.count('camera/image_raw/video') >= 20, 5.0)
+    finally:
+        recorder.close()
+        comp.close()
+        ex.shutdown()
+        comp.destroy_node()
+        tester.destroy_node()
+
+    with open(path, 'rb') as f:
+        summary = make_reader(f).get_summary()
+    by_topic = {c.topic: summary.schemas[c.schema_id] for c in summary.channels.values()}
+    assert by_topic['/robot1/camera/image_raw/video'].name == TYPE_NAME
+    assert 'uint8[] data' in by_topic['/robot1/camera/image_raw/video'].data.decode()
+    video = [m for m in read_ros2_messages(path, topics=['/robot1/camera/image_raw/video'])]
+    raw = [m for m in read_ros2_messages(path, topics=['/robot1/camera/image_raw/ffmpeg'])]
+    assert len(video) >= 20 and len(video) <= len(raw)
+    assert {m.ros_msg.format for m in video} == {'h264'}
+    assert {m.ros_msg.frame_id for m in video} == {'camera'}
+    # The Foxglove channel is the raw stream from its first keyframe on.
+    first_key = next(i for i, m in enumerate(raw) if m.ros_msg.flags & 1)
+    assert [bytes(m.ros_msg.data) for m in video] == \
+        [bytes(m.ros_msg.data) for m in raw[first_key:]]
+    decoder = av.CodecContext.create('h264', 'r')
+    scores = []
+    for m in video:   # what Foxglove does: feed each message's data to an H.264 decoder
+        for frame in decoder.decode(av.Packet(bytes(m.ros_msg.data))):
+            src = sent[m.ros_msg.timestamp.nanosec]
+            out = frame.to_ndarray(format='bgr24')
+            scores.append(structural_similarity(cv2.cvtColor(src, cv2.COLOR_BGR2GRAY),
+                                                cv2.cvtColor(out, cv2.COLOR_BGR2GRAY),
+                                                data_range=255))
+    assert len(scores) == len(video) and min(scores) > 0.95, scores

@@ -27,6 +27,7 @@ setup(
             'depth_compressor = llm_agent_perception.executables:depth_compressor',
             'scan_filter = llm_agent_perception.executables:scan_filter',
             'observer = llm_agent_perception.executables:observer',
+            'video_decoder = llm_agent_perception.executables:video_decoder',
         ],
     },
 )

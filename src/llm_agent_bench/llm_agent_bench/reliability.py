@@ -96,6 +96,21 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
                     raise AssertionError('an approval answer without a message')
         return True
 
+    from llm_agent_perception.video_codec import VideoDecoder, VideoEncoder, VideoSettings
+    from llm_agent_samples.photos import panning
+
+    enc = VideoEncoder(160, 120, VideoSettings(gop=4))
+    video = [enc.encode(np.ascontiguousarray(f), 33 * i)[0]
+             for i, f in enumerate(panning(12, 160, 120))]
+
+    def _video_case(ops):
+        # A packet stream from a fresh decoder: cut, shifted in time, flagged key or not.
+        dec = VideoDecoder('libx264')
+        for index, cut, shift, key in ops:
+            p = video[index]
+            dec.decode(p.data[:cut] if cut else p.data, p.pts + shift, key or p.keyframe)
+        return True
+
     rng = random.Random(seed)
     img = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     jpeg, png = cv2.imencode('.jpg', img)[1].tobytes(), cv2.imencode('.png', img)[1].tobytes()
@@ -140,7 +155,7 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
             [rng.choice(['{' * 50000, '{"skill": "self_destruct"}', 'turn ' * 100,
                          '{"skill": "move_forward", "params": {"distance": 1e999}}',
                          json.dumps({'skill': 'speak', 'params': {'text': 'x' * 10**5}})])
-             for _ in range(n // 10)], (BackendError,)),
+             for _ in range(n)], (BackendError,)),
         'event (sim/events)': _try(
             lambda t: _event_outcome(parse_event(t)),
             [rng.choice(['[' * 100000, '{"type": ' + '9' * 5000 + '}', '"collision"', '{}',
@@ -148,18 +163,22 @@ def fuzz_inputs(n: int, seed: int = 0) -> Dict[str, Dict[str, Any]]:
                          json.dumps({'type': rng.choice(['collision', 'goal_reached', 'x']),
                                      'skill': rng.choice(weird + ['turn'])}),
                          bytes(rng.getrandbits(8) for _ in range(40)).decode('latin-1')])
-             for _ in range(n // 10)], (ValueError,)),
+             for _ in range(n)], (ValueError,)),
+        'video packet (h264 stream)': _try(
+            _video_case, [[(rng.randrange(len(video)), rng.randint(0, 300), rng.randint(-3, 3),
+                            rng.random() < 0.3) for _ in range(rng.randint(1, 6))]
+                          for _ in range(n)], (BadInput,)),
         'approval (goal id)': _try(
             _approval_case,
             [[(rng.choice(['request', 'decide', 'withdraw']),
                rng.choice(['', 'a1', 'A-1', 'b2', 'x' * 10000, '\x00', '\u202e']),
-               rng.random() < 0.5) for _ in range(rng.randint(1, 12))] for _ in range(n // 10)],
+               rng.random() < 0.5) for _ in range(rng.randint(1, 12))] for _ in range(n)],
             ()),
         'goal params_json': _try(
             lambda t: catalog.validate('move_forward', t),
             [rng.choice(['{"distance": ' + '9' * 400 + '}', '[' * 100000, '{"distance": NaN}',
                          'x' * 20000, '{"speed": -1}', '{"distance": 1.0}'])
-             for _ in range(n // 10)], (), refusal=lambda out: bool(out[1])),
+             for _ in range(n)], (), refusal=lambda out: bool(out[1])),
     }
     pipe.close()
     return results

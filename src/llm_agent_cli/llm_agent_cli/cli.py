@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument('--namespace', default='', help='ROS namespace of the robot to record')
     record.add_argument('--duration', type=float, default=None,
                         help='stop after this many seconds (default: record until Ctrl-C)')
+    record.add_argument('--no-video', action='store_true',
+                        help='leave out the camera video stream (recording it makes the image '
+                        'compressor encode it)')
     bench = sub.add_parser('bench', help='run the benchmarks and write a report folder '
                                          '(report.md, results.json, PNG plots)')
     from llm_agent_bench.report import add_bench_args

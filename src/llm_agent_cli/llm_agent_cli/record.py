@@ -6,6 +6,11 @@ namespace and writes each message as rosbag2 does: profile `ros2`, schema encodi
 `MSG: pkg/Type`), message encoding `cdr`, channel topic = the fully qualified topic name.
 Log time is the receive time (ns, wall clock); publish time is the header stamp when the type
 starts with a `std_msgs/Header`, else the receive time.
+
+The camera's video stream (`camera/image_raw/ffmpeg`, ffmpeg_image_transport's FFMPEGPacket) is
+recorded as it comes and, beside it, as `camera/image_raw/video`: foxglove_msgs/msg/CompressedVideo
+with its schema text in the file, which Foxglove plays. Subscribing starts the image
+compressor's encoder (it encodes only while someone reads).
 """
 from __future__ import annotations
 
@@ -33,6 +38,10 @@ AGENT_TOPICS: Tuple[Tuple[str, str, str], ...] = (
     ('sim/events', 'std_msgs/msg/String', 'reliable'),
     ('goal_pose', 'geometry_msgs/msg/PoseStamped', 'latched'),
 )
+
+VIDEO_TOPIC = 'camera/image_raw/ffmpeg'
+VIDEO_PACKET_TYPE = 'ffmpeg_image_transport_msgs/msg/FFMPEGPacket'
+VIDEO_CHANNEL = 'camera/image_raw/video'     # foxglove_msgs/msg/CompressedVideo, for Foxglove
 
 _PRIMITIVES = frozenset((
     'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32',
@@ -212,8 +221,10 @@ class McapSink:
         self.messages = 0
         self.bytes = 0
 
-    def add_channel(self, topic: str, type_name: str, qos_kind: str = 'reliable') -> int:
-        """Register (once) the channel of a fully qualified topic and its type's schema."""
+    def add_channel(self, topic: str, type_name: str, qos_kind: str = 'reliable',
+                    schema: Optional[str] = None) -> int:
+        """Register (once) the channel of a fully qualified topic and its type's schema (the
+        installed .msg files', or `schema` for a type this machine does not have)."""
         with self._lock:
             if topic in self._channels:
                 return self._channels[topic]
@@ -222,7 +233,8 @@ class McapSink:
             schema_id = self._schemas.get(type_name)
             if schema_id is None:
                 schema_id = self._writer.register_schema(
-                    name=type_name, encoding='ros2msg', data=schema_text(type_name).encode())
+                    name=type_name, encoding='ros2msg',
+                    data=(schema if schema is not None else schema_text(type_name)).encode())
                 self._schemas[type_name] = schema_id
             channel_id = self._writer.register_channel(
                 topic=topic, message_encoding='cdr', schema_id=schema_id,
@@ -263,7 +275,8 @@ class Recorder:
     """An rclpy node in its own Context that records the agent's topics under `namespace`."""
 
     def __init__(self, path: str, namespace: str = '', topics: Sequence[Tuple[str, str, str]] =
-                 AGENT_TOPICS, node_name: str = 'agent_recorder', domain_id: Optional[int] = None):
+                 AGENT_TOPICS, node_name: str = 'agent_recorder', domain_id: Optional[int] = None,
+                 video: bool = True):
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -303,6 +316,7 @@ class Recorder:
                 sub.callback = self._callback(full, channel, has_header(type_name))
                 self.topics[full] = type_name
                 self.counts[full] = 0
+            self.video_note = self._add_video(qos['sensor']) if video else 'video not asked for'
             # One thread: each callback is a file write (rclpy 7.1.6's MultiThreadedExecutor
             # made the recorder ~30x slower, see LeanMultiThreadedExecutor).
             self.executor = SingleThreadedExecutor(context=self.context)
@@ -322,6 +336,50 @@ class Recorder:
                 with self._counts_lock:
                     self.counts[topic] += 1
         return on_message
+
+    def _add_video(self, qos) -> str:
+        """Record the video stream raw and as Foxglove's CompressedVideo; '' or why not."""
+        try:
+            packet_cls = message_class(VIDEO_PACKET_TYPE)
+            schema_text(VIDEO_PACKET_TYPE)
+        except (ImportError, SchemaError) as exc:
+            return f'video not recorded: ffmpeg_image_transport_msgs is not installed ({exc})'
+        from llm_agent_perception.video_codec import KEY_FLAG
+
+        from llm_agent_perception import foxglove_video
+        sub = self.node.create_subscription(packet_cls, VIDEO_TOPIC, lambda m: None, qos, raw=True)
+        full = sub.topic_name
+        raw_channel = self.sink.add_channel(full, VIDEO_PACKET_TYPE, 'sensor')
+        video_full = full[:-len(VIDEO_TOPIC)] + VIDEO_CHANNEL
+        video_channel = self.sink.add_channel(video_full, foxglove_video.TYPE_NAME, 'sensor',
+                                              schema=foxglove_video.SCHEMA)
+        write_raw = self._callback(full, raw_channel, True)
+        self.topics[full] = VIDEO_PACKET_TYPE
+        self.topics[video_full] = foxglove_video.TYPE_NAME
+        self.counts[video_full] = self.counts[full] = 0
+
+        started = [False]   # Foxglove's channel starts at a keyframe, as a decoder needs
+
+        def on_packet(data: bytes) -> None:
+            from rclpy.serialization import deserialize_message
+            write_raw(data)
+            msg = deserialize_message(data, packet_cls)
+            started[0] = started[0] or bool(msg.flags & KEY_FLAG)
+            if not started[0]:
+                return
+            try:
+                fmt = foxglove_video.foxglove_format(msg.encoding)
+            except ValueError:
+                return      # a codec Foxglove does not play: the raw packet is recorded
+            stamp = msg.header.stamp
+            cdr = foxglove_video.compressed_video_cdr(stamp.sec, stamp.nanosec,
+                                                      msg.header.frame_id, msg.data, fmt)
+            pub = stamp.sec * 1_000_000_000 + stamp.nanosec
+            if self.sink.write(video_channel, cdr, time.time_ns(), pub if pub > 0 else None):
+                with self._counts_lock:
+                    self.counts[video_full] += 1
+        sub.callback = on_packet
+        return ''
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
@@ -369,12 +427,14 @@ def run_record(args: argparse.Namespace) -> int:
     recorder: Optional[Recorder] = None
     try:
         try:
-            recorder = Recorder(args.out, args.namespace)
+            recorder = Recorder(args.out, args.namespace, video=not args.no_video)
         except (SchemaError, OSError) as exc:
             print(f'llm-agent record: {exc}', file=sys.stderr)
             return 2
         print(f'[record] writing {len(recorder.topics)} topics to {args.out} '
               f'({"for %.1f s" % args.duration if args.duration else "Ctrl-C stops"})', flush=True)
+        if recorder.video_note:
+            print(f'[record] {recorder.video_note}', flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stop.is_set():
             left = None if deadline is None else deadline - time.monotonic()

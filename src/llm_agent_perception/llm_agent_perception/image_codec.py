@@ -54,6 +54,12 @@ def to_wire(img: np.ndarray, encoding: str) -> Tuple[np.ndarray, str]:
     return (img if code is None else cv2.cvtColor(img, code)), 'bgr8'
 
 
+def to_bgr8(img: np.ndarray, encoding: str) -> np.ndarray:
+    """Any accepted frame as 3-channel bgr8 (grey repeated), what a video encoder takes."""
+    wire, target = to_wire(img, encoding)
+    return cv2.cvtColor(wire, cv2.COLOR_GRAY2BGR) if target == 'mono8' else wire
+
+
 def crop_and_scale(img: np.ndarray, roi: Optional[Sequence[int]] = None,
                    downscale: float = 1.0) -> np.ndarray:
     """Cut the region of interest (x, y, w, h; w or h 0 = to the edge), then resize by downscale."""

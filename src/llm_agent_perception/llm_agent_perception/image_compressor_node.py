@@ -1,4 +1,6 @@
-"""Compress camera/image_raw to camera/image_raw/compressed, compressed_image_transport's way."""
+"""Compress camera/image_raw to camera/image_raw/compressed, compressed_image_transport's way,
+and to a video stream on camera/image_raw/ffmpeg, ffmpeg_image_transport's way (encoded only
+while someone subscribes to it)."""
 from __future__ import annotations
 
 import time
@@ -19,8 +21,17 @@ from llm_agent_common.node import (
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
 
-from . import image_codec
+from . import image_codec, video_codec
 from .budget import BudgetController
+
+X26X_PRESETS = ('ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow',
+                'slower', 'veryslow')
+
+
+def _preset_problem(value: str) -> str:
+    if value in X26X_PRESETS or (value.isdigit() and 0 <= int(value) <= 13):
+        return ''
+    return f'video_preset must be an x264/x265 preset {list(X26X_PRESETS)} or an SVT-AV1 0..13'
 
 PARAMS = [
     Param('format', 'jpeg', 'Compression: jpeg (lossy, small) or png (lossless)',
@@ -43,7 +54,40 @@ PARAMS = [
           range=(1, 100)),
     Param('budget_max_quality', 95, 'Highest JPEG quality the budget mode may choose',
           range=(1, 100)),
+    Param('video_codec', 'h264', 'Codec of the video stream on camera/image_raw/ffmpeg '
+          '(ffmpeg_image_transport_msgs/FFMPEGPacket), encoded only while someone subscribes; '
+          'off = no video publisher', allowed=tuple(video_codec.CODECS) + ('off',),
+          read_only=True),
+    Param('video_preset', 'veryfast', 'Encoder speed preset: x264/x265 names, SVT-AV1 0..13 '
+          '(slower = fewer bytes, more CPU)', check=_preset_problem),
+    Param('video_crf', 20, 'Constant rate factor: lower = better and bigger (used when '
+          'video_bitrate_kbps is 0)', range=(0, 63)),
+    Param('video_bitrate_kbps', 0, 'Target bitrate in kbit/s instead of a CRF (0 = CRF)',
+          range=(0, 1_000_000)),
+    Param('video_max_kbps', 0, 'Bandwidth budget: the stream never exceeds this many kbit/s '
+          '(0 = no cap)', range=(0, 1_000_000)),
+    Param('video_gop', 30, 'Frames between keyframes (a new subscriber gets one at once)',
+          range=(1, 600)),
+    Param('video_zerolatency', True, 'Zero-latency tuning: one packet out per frame in, no '
+          'lookahead (no frame of encoder delay)'),
 ]
+
+
+def video_settings(values) -> video_codec.VideoSettings:
+    """The encoder settings the node's parameters describe."""
+    return video_codec.VideoSettings(
+        codec=values['video_codec'], preset=values['video_preset'], crf=values['video_crf'],
+        bitrate_kbps=values['video_bitrate_kbps'], max_kbps=values['video_max_kbps'],
+        gop=values['video_gop'], zerolatency=values['video_zerolatency'])
+
+
+def ffmpeg_packet_class():
+    """ffmpeg_image_transport_msgs' FFMPEGPacket, or None where the package is not installed."""
+    try:
+        from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
+    except ImportError:
+        return None
+    return FFMPEGPacket
 
 
 class ImageCompressor(GuardedNode):
@@ -51,9 +95,10 @@ class ImageCompressor(GuardedNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('image_compressor', **kwargs)
-        self.params = Params(self, PARAMS, on_change=self._reset_budget)
+        self.params = Params(self, PARAMS, on_change=self._on_params)
         self.bad = BadInputs(self)
         self.stats = StreamStats()
+        self.video_stats = StreamStats(work='encode')
         self._budget: Optional[BudgetController] = None
         self._last_out_t: Optional[float] = None
         self._reset_budget(self.params.values)
@@ -61,10 +106,40 @@ class ImageCompressor(GuardedNode):
                                           sensor_pub_qos(5))
         self._worker = LatestWorker(self._encode, 'image_compressor_encode',
                                     on_error=lambda e: self.bad.report('encode_error', repr(e)))
+        self._video_pub = self._video_worker = None
+        self._streamer = video_codec.VideoStreamer(video_settings(self.params.values))
+        self._start_video()
         self.create_subscription(Image, 'camera/image_raw', self._on_image, sensor_qos(1),
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.diagnostics = Diagnostics(self, self._figures, self.bad,
                                        callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _start_video(self) -> None:
+        if self.params['video_codec'] == 'off':
+            return
+        packet = ffmpeg_packet_class()
+        if packet is None:
+            self.get_logger().warn(
+                'video stream off: ffmpeg_image_transport_msgs is not installed (on a robot: '
+                'rosdep install, or apt install ros-jazzy-ffmpeg-image-transport-msgs)')
+            return
+        try:
+            import av  # noqa: F401 - PyAV, the encoder
+        except ImportError:
+            self.get_logger().warn('video stream off: PyAV (pip install av) is not installed')
+            return
+        self._packet_cls = packet
+        self._video_pub = self.create_publisher(packet, 'camera/image_raw/ffmpeg',
+                                                sensor_pub_qos(5))
+        self._video_worker = LatestWorker(
+            self._encode_video, 'image_compressor_video',
+            on_error=lambda e: self.bad.report('video_error', repr(e)))
+
+    def _on_params(self, values) -> None:
+        self._reset_budget(values)
+        settings = video_settings(values)
+        if settings != self._streamer.settings:
+            self._streamer.configure(settings)   # the next frame starts a new stream with them
 
     def _reset_budget(self, values) -> None:
         budget = int(values['budget_bytes_per_s'])
@@ -80,11 +155,45 @@ class ImageCompressor(GuardedNode):
         kv['frames_dropped'] = str(self._worker.dropped)
         kv['jpeg_quality_now'] = str(self._budget.quality if self._budget else
                                      self.params['jpeg_quality'])
+        if self._video_pub is not None:
+            kv.update({f'video_{k}': v for k, v in self.video_stats.key_values().items()
+                       if not k.startswith('compression')})
+            kv['video_frames_dropped'] = str(self._video_worker.dropped)
+            kv['video_keyframes_forced'] = str(self._streamer.keyframes_forced)
+            kv['video_encoding'] = str(self._streamer.active)
         return kv
 
     def _on_image(self, msg: Image) -> None:
         self.stats.rate_in.add(len(msg.data))
         self._worker.submit(msg)
+        if self._video_pub is not None:
+            readers = self._video_pub.get_subscription_count()
+            if readers or self._streamer.active:   # the last reader gone: one call to stop
+                self._video_worker.submit((msg, readers))
+
+    def _encode_video(self, item) -> None:
+        msg, readers = item
+        try:
+            img = image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
+                                             msg.data, msg.is_bigendian)
+        except image_codec.BadInput as exc:
+            self.bad.report('image', str(exc))
+            return
+        t0 = time.perf_counter()
+        bgr = image_codec.to_bgr8(img, msg.encoding)
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        packets = self._streamer.frame(bgr, stamp_ns, readers)
+        if not packets:
+            return
+        self.video_stats.rate_in.add(len(msg.data))
+        self.video_stats.work_ms.add(1000.0 * (time.perf_counter() - t0))
+        for p in packets:
+            self._video_pub.publish(self._packet_cls(
+                header=msg.header, width=msg.width, height=msg.height,
+                encoding=self._streamer.encoding, pts=p.pts,
+                flags=video_codec.KEY_FLAG if p.keyframe else 0, is_bigendian=False,
+                data=p.data))
+            self.video_stats.rate_out.add(len(p.data))
 
     def _encode(self, msg: Image) -> None:
         p = self.params.values
@@ -112,8 +221,10 @@ class ImageCompressor(GuardedNode):
         self.stats.rate_out.add(len(enc.data))
 
     def close(self) -> None:
-        """Stop the encoding thread."""
+        """Stop the encoding threads."""
         self._worker.stop()
+        if self._video_worker is not None:
+            self._video_worker.stop()
 
 
 def main(args=None) -> int:

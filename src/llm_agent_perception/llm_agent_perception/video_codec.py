@@ -32,6 +32,7 @@ DECODER_FOR.update({'h264': 'h264', 'hevc': 'hevc', 'h265': 'hevc', 'av1': 'libd
 KEY_FLAG = 1                        # AV_PKT_FLAG_KEY, as FFMPEGPacket.flags carries it
 MAX_PIXELS = 4096 * 4096            # larger frames are refused before any decoder sees them
 MAX_PACKET_BYTES = 16 << 20         # one compressed frame; a keyframe of 4K is well below
+REKEY_AFTER_MS = 250                # a new reader's second keyframe (see VideoStreamer.frame)
 
 
 @dataclass(frozen=True)
@@ -216,3 +217,61 @@ class VideoDecoder:
                                resync=True)
         self.decoded += 1
         return frame.to_ndarray(format='bgr24')
+
+
+class VideoStreamer:
+    """The publishing side's policy, apart from ROS: encode only while someone reads, start
+    every new reader on a keyframe (and one more REKEY_AFTER_MS later, for a reader that
+    matched after the first), restart the encoder when settings or the frame size change.
+
+    `frame(bgr, stamp_ns, readers)` returns the packets to publish (none with no reader). pts
+    are milliseconds from the stream's first frame, forced to increase (a camera whose clock
+    steps back, a sim reset, still gives a valid stream).
+    """
+
+    def __init__(self, settings: VideoSettings = VideoSettings()):
+        self.settings = settings
+        self._encoder: Optional[VideoEncoder] = None
+        self._readers = 0
+        self._t0_ns = 0
+        self._last_pts = -1
+        self._rekey_at: Optional[int] = None
+        self.keyframes_forced = 0
+
+    def configure(self, settings: VideoSettings) -> None:
+        """New settings: the next frame starts a new stream (a keyframe) with them."""
+        why = settings.problem()
+        if why:
+            raise ValueError(why)
+        self.settings = settings
+        self._encoder = None
+
+    @property
+    def active(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def encoding(self) -> str:
+        return CODECS[self.settings.codec][0]
+
+    def frame(self, bgr: np.ndarray, stamp_ns: int, readers: int) -> List[VideoPacket]:
+        if readers <= 0:
+            self._encoder, self._readers = None, 0     # nobody reads: no encoding at all
+            return []
+        h, w = bgr.shape[:2]
+        enc = self._encoder
+        if enc is None or (enc.width, enc.height) != (w - w % 2, h - h % 2):
+            enc = self._encoder = VideoEncoder(w, h, self.settings)
+            self._t0_ns, self._last_pts = stamp_ns, -1
+        pts = max(self._last_pts + 1, (stamp_ns - self._t0_ns) // 1_000_000)
+        self._last_pts = pts
+        force = readers > self._readers and enc.frames > 0
+        if readers > self._readers:
+            # The publisher sees a match before the reader does; a packet sent in between is
+            # lost to it. A second keyframe a little later is the one such a reader starts on.
+            self._rekey_at = pts + REKEY_AFTER_MS
+        elif self._rekey_at is not None and pts >= self._rekey_at:
+            force, self._rekey_at = True, None
+        self.keyframes_forced += int(force)
+        self._readers = readers
+        return enc.encode(bgr, pts, force_keyframe=force)

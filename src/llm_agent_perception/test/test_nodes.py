@@ -255,3 +255,57 @@ def test_node_module_exits_0_on_ctrl_c(ros_env):
             proc.kill()
     assert proc.returncode == 0, err
     assert 'Traceback' not in err
+
+
+def test_video_stream_only_for_subscribers_keyed_for_each_and_decoded_by_the_decoder_node(
+        graph, spin_until):
+    from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
+    from llm_agent_perception.video_decoder_node import VideoDecoderNode
+    from llm_agent_samples.photos import panning
+    from skimage.metrics import structural_similarity
+    tester, executor, add = graph
+    frames = [np.ascontiguousarray(f) for f in panning(150, 320, 240)][:60]
+    comp = add(ImageCompressor, video_gop=100)
+    pub = tester.create_publisher(Image, 'camera/image_raw', 10)
+    sent = {}
+
+    def publish(i):
+        msg = image_msg(frames[i % len(frames)])
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + i // 30, (i % 30) * 33_000_000
+        sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = frames[i % len(frames)]
+        pub.publish(msg)
+
+    i = 0
+    jpeg = collect(tester, CompressedImage, 'camera/image_raw/compressed')
+    while i < 10 or not jpeg:   # frames flow, JPEG goes out, and no one asked for video
+        publish(i)
+        i += 1
+        spin_until(executor, lambda: False, 0.05)
+    assert not comp._streamer.active and comp.video_stats.rate_out.total_count == 0
+    add(VideoDecoderNode)
+    decoded = collect(tester, Image, 'camera/image_decoded')
+    for _ in range(40):
+        publish(i)
+        i += 1
+        spin_until(executor, lambda: False, 0.05)
+    spin_until(executor, lambda: len(decoded) >= 10, 5.0)
+    assert len(decoded) >= 10, f'{len(decoded)} frames decoded'
+    scores = []
+    for msg in decoded:
+        src = sent[(msg.header.stamp.sec, msg.header.stamp.nanosec)]
+        out = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+        scores.append(structural_similarity(cv2.cvtColor(src, cv2.COLOR_BGR2GRAY),
+                                            cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), data_range=255))
+    assert min(scores) > 0.95, scores
+    # A late subscriber gets a keyframe within its first packets (at its match, and once more
+    # 250 ms later should its side of the match come after the first) though the GOP is 100.
+    late = collect(tester, FFMPEGPacket, 'camera/image_raw/ffmpeg')
+    n = [i]
+
+    def publish_next():
+        publish(n[0])
+        n[0] += 1
+    assert pump(executor, spin_until, publish_next, lambda: len(late) >= 12, period_s=0.05)
+    assert any(p.flags & 1 for p in late[:12]), [p.flags for p in late]
+    assert {p.encoding for p in late} == {'libx264'}
+    assert comp._streamer.keyframes_forced >= 1

@@ -20,8 +20,8 @@ def ssim(a, b):
                                  cv2.cvtColor(b, cv2.COLOR_BGR2GRAY), data_range=255)
 
 
-def encode_all(settings=VideoSettings(gop=10), frames=FRAMES, force=()):
-    enc = VideoEncoder(W, H, settings)
+def encode_all(settings=None, frames=FRAMES, force=()):
+    enc = VideoEncoder(W, H, settings or VideoSettings(gop=10))
     out = []
     for i, f in enumerate(frames):
         pk = enc.encode(f, 33 * i, force_keyframe=i in force)
@@ -131,3 +131,24 @@ def test_compressed_video_cdr_reads_back_with_mcap_ros2_schema():
     assert foxglove_format('libx264') == 'h264' and foxglove_format('libx265') == 'h265'
     with pytest.raises(ValueError):
         foxglove_format('mjpeg')
+
+
+def test_the_streamer_encodes_only_for_readers_and_keys_each_new_one():
+    from llm_agent_perception.video_codec import VideoStreamer
+    s = VideoStreamer(VideoSettings(gop=100))
+    assert s.frame(FRAMES[0], 0, readers=0) == [] and not s.active
+    out = [s.frame(f, 33_000_000 * i, readers=1)[0] for i, f in enumerate(FRAMES[:5])]
+    assert [p.keyframe for p in out] == [True, False, False, False, False]
+    assert [p.pts for p in out] == [0, 33, 66, 99, 132]
+    second = s.frame(FRAMES[5], 5 * 33_000_000, readers=2)[0]
+    assert second.keyframe and s.keyframes_forced == 1, 'a new reader gets a keyframe at once'
+    keys = [s.frame(FRAMES[6 + k], (6 + k) * 33_000_000, readers=2)[0].keyframe
+            for k in range(10)]
+    # ... and one more about 250 ms later (pts 165 + 250 = 415: the frame at 429 ms)
+    assert keys == [False] * 7 + [True, False, False], keys
+    assert not s.frame(FRAMES[16], 16 * 33_000_000, readers=1)[0].keyframe
+    back = s.frame(FRAMES[17], 0, readers=1)[0]   # the clock stepped back (a sim reset)
+    assert back.pts == 529
+    assert s.frame(FRAMES[8], 8 * 33_000_000, readers=0) == [] and not s.active
+    s.configure(VideoSettings(codec='h265', gop=100))
+    assert s.frame(FRAMES[9], 0, readers=1)[0].keyframe and s.encoding == 'libx265'
