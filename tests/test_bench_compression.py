@@ -30,3 +30,18 @@ def test_with_ratios_divides_by_the_first_row_and_raw():
 def test_within_bound_allows_float32_rounding_only():
     assert within_bound(0.005 + 1e-7, 0.005)
     assert not within_bound(0.0051, 0.005)
+
+
+def test_video_row_counts_bytes_delay_and_quality_on_a_real_stream():
+    # A still camera (the same photo 12 times): after the keyframe the stream is nearly free,
+    # no frame waits inside the encoder, and the picture survives.
+    import cv2
+    from llm_agent_bench.compression import video_row
+    from llm_agent_samples.photos import sized
+    frame = np.ascontiguousarray(sized('astronaut', 320, 240))
+    row = video_row([frame] * 12, 'h264', 'veryfast', 20)
+    assert row['frames'] == 12 and row['undecoded'] == 0 and row['delay_frames'] == 0
+    assert row['ssim'] > 0.97 and row['ssim_min'] <= row['ssim']
+    jpeg = len(cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1])
+    assert row['bytes'] < jpeg / 4, (row['bytes'], jpeg)
+    assert row['frame_to_frame_ms_p50'] >= row['decode_ms'] * 0.5 > 0

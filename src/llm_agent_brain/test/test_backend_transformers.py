@@ -57,11 +57,14 @@ def test_packaged_model_is_converted_once_and_kept():
 
 
 @pytest.mark.slow
-def test_cached_prefix_scores_equal_a_full_pass_and_prefix_is_not_mutated(fp32):
+@pytest.mark.parametrize('one_pass', [True, False])
+def test_cached_prefix_scores_equal_a_full_pass_and_prefix_is_not_mutated(fp32, one_pass):
     # fp32: exact arithmetic either way (bitsandbytes' 4-bit CPU kernels round by batch shape).
     nf4 = fp32
+    nf4.one_pass = one_pass
     sit = SITUATIONS[0]
-    names = ['stop', 'move_forward', 'turn', 'approach_target']
+    # names sharing first tokens exercise the one-pass prefix tree
+    names = ['stop', 'stop_now', 'move_forward', 'move', 'turn', 'approach_target']
     ids, cache, after = nf4.prefix_cache(CATALOG, sit.instruction)
     before = [k.clone() for k, _ in nf4._layers(cache)]
     scores = nf4.score(sit, CATALOG, names)
@@ -78,6 +81,19 @@ def test_cached_prefix_scores_equal_a_full_pass_and_prefix_is_not_mutated(fp32):
         lp = torch.log_softmax(logits, -1)
         ref = sum(float(lp[len(full) + j - 1, cand[j]]) for j in range(len(cand)))
         assert s == pytest.approx(ref, abs=2e-3), name
+    nf4.one_pass = True
+
+
+def test_candidate_tree_feeds_shared_prefixes_once_and_scores_each_path():
+    from llm_agent_brain.backends.transformers import CandidateTree
+    cands = [[5, 6, 0], [5, 7, 0], [8, 0], [5, 6, 9, 0]]
+    t = CandidateTree(cands)
+    # nodes: (5) (5,6) (5,7) (8) (5,6,9) -> tokens fed 5, 6, 7, 8, 9
+    assert t.tokens == [5, 6, 7, 8, 9] and t.depths == [0, 1, 1, 0, 2]
+    assert t.ancestors == [[0], [0, 1], [0, 2], [3], [0, 1, 4]]
+    assert t.steps([5, 6, 0]) == [(0, 5), (1, 6), (2, 0)]
+    assert t.steps([8, 0]) == [(0, 8), (4, 0)]
+    assert t.steps([5, 6, 9, 0]) == [(0, 5), (1, 6), (2, 9), (5, 0)]
 
 
 @pytest.mark.slow

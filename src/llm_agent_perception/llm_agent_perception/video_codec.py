@@ -133,6 +133,8 @@ class VideoEncoder:
 
     def encode(self, bgr: np.ndarray, pts_ms: int, force_keyframe: bool = False) -> List[VideoPacket]:
         """The packets for this frame (one, with zero-latency settings); pts must increase."""
+        if self._ctx is None:
+            raise ValueError('the stream has ended (flush was called)')
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
             raise ValueError(f'expected an HxWx3 uint8 BGR frame, got {bgr.shape} {bgr.dtype}')
         img = bgr[:self.height, :self.width]
@@ -148,8 +150,11 @@ class VideoEncoder:
                 for p in self._ctx.encode(frame)]
 
     def flush(self) -> List[VideoPacket]:
-        """The packets still inside the encoder (none with zero-latency settings)."""
-        return [VideoPacket(bytes(p), int(p.pts or 0), p.is_keyframe) for p in self._ctx.encode(None)]
+        """End the stream: the packets still inside the encoder (none with zero latency)."""
+        if self._ctx is None:
+            return []
+        ctx, self._ctx = self._ctx, None
+        return [VideoPacket(bytes(p), int(p.pts or 0), p.is_keyframe) for p in ctx.encode(None)]
 
 
 class VideoDecoder:
@@ -244,7 +249,12 @@ class VideoStreamer:
         if why:
             raise ValueError(why)
         self.settings = settings
-        self._encoder = None
+        self._drop_encoder()
+
+    def _drop_encoder(self) -> None:
+        if self._encoder is not None:
+            self._encoder.flush()     # ends the stream (SVT-AV1 complains when it is not ended)
+            self._encoder = None
 
     @property
     def active(self) -> bool:
@@ -256,11 +266,13 @@ class VideoStreamer:
 
     def frame(self, bgr: np.ndarray, stamp_ns: int, readers: int) -> List[VideoPacket]:
         if readers <= 0:
-            self._encoder, self._readers = None, 0     # nobody reads: no encoding at all
+            self._drop_encoder()                     # nobody reads: no encoding at all
+            self._readers = 0
             return []
         h, w = bgr.shape[:2]
         enc = self._encoder
         if enc is None or (enc.width, enc.height) != (w - w % 2, h - h % 2):
+            self._drop_encoder()
             enc = self._encoder = VideoEncoder(w, h, self.settings)
             self._t0_ns, self._last_pts = stamp_ns, -1
         pts = max(self._last_pts + 1, (stamp_ns - self._t0_ns) // 1_000_000)
