@@ -3,8 +3,9 @@
 Images: bytes/frame, encode/decode ms, PSNR and SSIM per codec and quality at 640x480 and
 1280x720, against the stock compressed_image_transport default (JPEG q95) and raw bgr8; plus our
 budget mode holding a bytes/frame target. Video: the camera as an H.264/H.265/AV1 stream
-(PyAV, the image compressor's video mode) on moving sequences against JPEG q95 per frame. Depth: the stock compressedDepth PNG level 9 against
-PNG level 1 (our default) and our `compressedDepth zstd`. Scans: quantized Q(x) + zstd against
+(PyAV, the image compressor's video mode) on moving sequences against JPEG q95 per frame.
+Depth: the stock compressedDepth PNG level 9 against PNG level 1 (our default) and our
+`compressedDepth zstd`. Scans: quantized Q(x) + zstd against
 raw float32. Every codec call is the product's own (llm_agent_perception).
 """
 from __future__ import annotations

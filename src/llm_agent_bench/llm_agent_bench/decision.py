@@ -339,6 +339,11 @@ def prompt_rows(raw: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
                                          if r['cached_cpu_ms'] else None),
                        'first_ms': statistics.median(r['first_ms']) if r['first_ms'] else None}
     base = rows.get('verbose')
+    one = raw.get('compact')
+    for style, r in rows.items():
+        if one is not None:
+            r['same_as_one_pass'] = sum(a == b for a, b in zip(raw[style]['skills'],
+                                                                one['skills']))
     for r in rows.values():
         r['x_verbose_ms'] = ratio_or_none(r['cached_ms'], base and base['cached_ms'])
         r['x_verbose_cpu'] = ratio_or_none(r['cached_cpu_ms'], base and base['cached_cpu_ms'])
@@ -346,11 +351,15 @@ def prompt_rows(raw: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 
 
 def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
-    names = {'verbose': 'verbose (features as a table, instruction in the dynamic part)',
-             'compact': 'compact (instruction in the cached prefix, one observation line)'}
+    names = {'verbose': 'verbose, two passes (features as a table, instruction in the '
+                        'dynamic part; the default before 2026-12-02)',
+             'compact, two passes': 'compact, two passes (the observation, then the candidates '
+                                    'as a batch)',
+             'compact': 'compact, one pass (instruction in the cached prefix, one observation '
+                        'line, candidates as a prefix tree): the default'}
     section.tables.append(Table(
-        'Prompt styles on the labelled decisions (data/labelled_decisions.yaml), same model: '
-        'ratios to the verbose prompt',
+        'Prompt styles and scoring on the labelled decisions (data/labelled_decisions.yaml), '
+        'same model: ratios to the verbose prompt in two passes',
         ['prompt', 'cases', 'right', 'accuracy', 'new tokens p50', 'new tokens max',
          'ms/decision (cached)', 'x verbose', 'CPU x verbose', 'first call of an instruction ms'],
         [[names.get(s, s), r['n'], r['right'], f'{r["accuracy"]:.0%}', r['tokens_p50'],
@@ -365,6 +374,15 @@ def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
             f'accuracy {c["accuracy"]:.0%} against {v["accuracy"]:.0%} on {c["n"]} labelled cases; '
             f'the first decision under a new instruction takes {c["first_ms"]:.0f} ms (it builds '
             f'that instruction\'s cache; the node does that when the instruction arrives)')
+        two = rows.get('compact, two passes')
+        if two:
+            x_two = ratio_or_none(c['cached_ms'], two['cached_ms']) or float('nan')
+            section.findings.append(
+                f'one scoring pass instead of two: {c["cached_ms"]:.0f} against '
+                f'{two["cached_ms"]:.0f} ms per decision ({x_two:.2f}x), '
+                f'the same answer on {two["same_as_one_pass"]} of {two["n"]} cases; against the '
+                f'verbose prompt in two passes {c["x_verbose_ms"] or float("nan"):.2f}x the wall '
+                f'time (target 0.3x)')
     section.data['prompts'] = rows
 
 

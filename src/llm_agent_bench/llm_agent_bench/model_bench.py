@@ -162,16 +162,23 @@ def labelled_cases() -> List[Dict[str, Any]]:
         return yaml.safe_load(f)['cases']
 
 
+# (label, prompt style, one scoring pass): the verbose prompt scored in two passes is the
+# default before 2026-12-02 (the baseline), then the compact prompt in two passes, then today's.
+PROMPT_CONFIGS = (('verbose', 'verbose', False), ('compact, two passes', 'compact', False),
+                  ('compact', 'compact', True))
+
+
 def compare_prompts(backend: Any, catalog: Any, cases: Sequence[Dict[str, Any]],
-                    styles: Sequence[str] = ('verbose', 'compact')) -> Dict[str, Dict[str, Any]]:
-    """Each prompt style on the same loaded model and labelled cases: right answers, new context
-    tokens per decision, ms per decision with the prompt cache, and the first call of an
-    instruction apart (it builds that instruction's cache in the compact style)."""
+                    configs: Sequence[Tuple[str, str, bool]] = PROMPT_CONFIGS
+                    ) -> Dict[str, Dict[str, Any]]:
+    """Each prompt style and scoring on the same loaded model and labelled cases: right answers,
+    new context tokens per decision, ms per decision with the prompt cache, and the first call
+    of an instruction apart (it builds that instruction's cache in the compact style)."""
     out: Dict[str, Dict[str, Any]] = {}
-    for style in styles:
-        backend.prompt_style = style
+    for label, style, one_pass in configs:
+        backend.prompt_style, backend.one_pass = style, one_pass
         backend._prefix.clear()
-        first, cached, tokens, cpu = [], [], [], []
+        first, cached, tokens, cpu, skills = [], [], [], [], []
         right, seen = 0, set()
 
         def timed(sit: Situation) -> Tuple[str, float, float]:
@@ -192,13 +199,14 @@ def compare_prompts(backend: Any, catalog: Any, cases: Sequence[Dict[str, Any]],
                 first.append(timed(sit)[1])
                 seen.add(key)
             skill, ms, cpu_ms = timed(sit)
+            skills.append(skill)
             cached.append(ms)
             cpu.append(cpu_ms)
             tokens.append(backend.last_new_tokens)
             right += skill in case['accept']
-        out[style] = {'n': len(cases), 'right': right, 'accuracy': right / max(1, len(cases)),
+        out[label] = {'n': len(cases), 'right': right, 'accuracy': right / max(1, len(cases)),
                       'tokens': tokens, 'cached_ms': cached, 'cached_cpu_ms': cpu,
-                      'first_ms': first}
-    backend.prompt_style = 'compact'
+                      'first_ms': first, 'skills': skills}
+    backend.prompt_style, backend.one_pass = 'compact', True
     backend._prefix.clear()
     return out
