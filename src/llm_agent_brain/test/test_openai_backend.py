@@ -101,10 +101,33 @@ def test_params_filled_from_features_when_absent(server):
 
 def test_server_without_guided_decoding_is_asked_again_plainly(server):
     server.replies += [(400, b'{"error": "unknown field guided_json"}', 0),
-                       (200, completion('I choose stop.'), 0)]
+                       (422, b'{"error": "response_format"}', 0),
+                       (200, completion('I choose stop.'), 0),
+                       (200, completion('stop'), 0)]
     b = backend(server.url)
     assert b.choose(SIT, CATALOG).skill == 'stop'
-    assert 'guided_json' not in server.requests[1] and b.guided is False
+    assert 'guided_json' not in server.requests[1]
+    assert server.requests[1]['response_format']['type'] == 'json_object'
+    assert 'response_format' not in server.requests[2] and b.way == 'plain'
+    b.choose(SIT, CATALOG)
+    assert 'response_format' not in server.requests[3], 'remembered for this server'
+
+
+def test_a_server_that_answers_json_schema_with_500_gets_json_object(server):
+    # llama.cpp's server: HTTP 500 (a validation error) for json_schema, json_object works.
+    server.replies += [(500, b'{"error": {"code": 500, "message": "json_schema"}}', 0),
+                       (200, completion('{"skill": "turn", "params": {"angle": 0.3}}'), 0),
+                       (200, completion('{"skill": "stop"}'), 0),
+                       (500, b'overloaded', 0), (200, completion('{"skill": "stop"}'), 0)]
+    b = backend(server.url, max_retries=1)
+    assert b.choose(SIT, CATALOG).skill == 'turn'
+    fmt = server.requests[1]['response_format']
+    assert fmt['type'] == 'json_object' and fmt['schema'] == answer_schema(CATALOG)
+    assert b.choose(SIT, CATALOG).skill == 'stop'
+    assert server.requests[2]['response_format']['type'] == 'json_object'
+    # Once a way worked, a 500 is the server's trouble: retried the same way, not dropped.
+    assert b.choose(SIT, CATALOG).skill == 'stop'
+    assert server.requests[4]['response_format']['type'] == 'json_object' and b.retries == 1
 
 
 def test_http_500_is_retried_then_fails(server):

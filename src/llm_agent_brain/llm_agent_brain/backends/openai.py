@@ -1,9 +1,11 @@
 """Any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp server, Ollama).
 
-Stdlib HTTP only. The answer is constrained when the server allows it: first vLLM's
-`guided_json` plus `response_format` json_schema (the skill an enum of the allowed names);
-a server that refuses those fields (HTTP 400/422) is asked again without them, and that is
-remembered. Every answer is parsed and validated; timeouts and HTTP errors are retried a
+Stdlib HTTP only. The answer is constrained the way the server takes it, trying in turn:
+`response_format` json_schema with vLLM's `guided_json` beside it (OpenAI, vLLM, Ollama >= 0.5,
+LM Studio), then `response_format` json_object with the schema inside (llama.cpp's server, which
+answers the first with HTTP 500), then plain chat. Until a guided request has once succeeded,
+any HTTP error to it moves to the next way at once (no retry); the way that works is remembered
+for the server. Every answer is parsed and validated; timeouts and HTTP errors are retried a
 bounded number of times, then become a BackendError (the node's fallback).
 """
 from __future__ import annotations
@@ -25,6 +27,10 @@ from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 LOG = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 1 << 20
+
+
+# The ways to ask for a constrained answer, most precise first (see the module's docstring).
+GUIDED_WAYS = ('json_schema', 'json_object', 'plain')
 
 
 def answer_schema(catalog: Any) -> Dict[str, Any]:
@@ -54,6 +60,9 @@ class OpenAIBackend(BackendBase):
         self.max_retries = max(0, int(max_retries))
         self.retry_backoff_s = retry_backoff_s
         self.guided = guided
+        # The way this server takes guided output; confirmed once a request that way succeeded.
+        self.way = GUIDED_WAYS[0] if guided else 'plain'
+        self.way_confirmed = not guided
         self.margin_m = margin_m
         self.max_instruction_chars = max_instruction_chars
         self.scenario = scenario
@@ -81,7 +90,7 @@ class OpenAIBackend(BackendBase):
     def info(self) -> Dict[str, Any]:
         out = super().info()
         out.update({'model': self.model or '(server default)', 'url': self.shown_url,
-                    'quantization': 'server', 'guided': self.guided,
+                    'quantization': 'server', 'guided': self.guided, 'guided_way': self.way,
                     'requests': self.requests, 'failures': self.failures,
                     'retries': self.retries, 'last_error': self.last_error})
         return out
@@ -93,8 +102,8 @@ class OpenAIBackend(BackendBase):
             headers['Authorization'] = f'Bearer {key}'
         return headers
 
-    def request_body(self, situation: Situation, catalog: Any, guided: bool) -> Dict[str, Any]:
-        """The chat-completions request for one decision."""
+    def request_body(self, situation: Situation, catalog: Any, way: str) -> Dict[str, Any]:
+        """The chat-completions request for one decision, guided `way` (GUIDED_WAYS)."""
         user = prompt.user_text(situation, self.max_instruction_chars)
         body: Dict[str, Any] = {
             'messages': prompt.messages(catalog, user, self.scenario, examples=False,
@@ -102,12 +111,14 @@ class OpenAIBackend(BackendBase):
             'temperature': 0.0, 'max_tokens': self.max_tokens, 'stream': False}
         if self.model:
             body['model'] = self.model
-        if guided:
-            schema = answer_schema(catalog)
+        schema = answer_schema(catalog)
+        if way == 'json_schema':
             body['response_format'] = {'type': 'json_schema',
                                        'json_schema': {'name': 'decision', 'schema': schema,
                                                        'strict': True}}
             body['guided_json'] = schema  # vLLM's own field; others ignore or refuse it
+        elif way == 'json_object':
+            body['response_format'] = {'type': 'json_object', 'schema': schema}
         return body
 
     def _post(self, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -124,20 +135,23 @@ class OpenAIBackend(BackendBase):
 
     def complete(self, situation: Situation, catalog: Any) -> str:
         """The model's answer text, with bounded retries; raise BackendError on failure."""
-        guided = self.guided
         attempt = 0
         while True:
             self.requests += 1
             try:
-                data = self._post(self.request_body(situation, catalog, guided))
-                return _content(data)
+                data = self._post(self.request_body(situation, catalog, self.way))
+                text = _content(data)
+                self.way_confirmed = True
+                return text
             except urllib.error.HTTPError as exc:
                 detail = exc.read(300).decode('utf-8', 'replace') if exc.fp else ''
-                if exc.code in (400, 422) and guided:
-                    # The server does not know guided decoding: ask plainly from now on.
-                    self._log(f'{self.shown_url} refused guided decoding (HTTP {exc.code}); '
-                              f'asking without it')
-                    self.guided = guided = False
+                if not self.way_confirmed:
+                    # This server does not take guided output this way: the next way, now.
+                    way = GUIDED_WAYS[GUIDED_WAYS.index(self.way) + 1]
+                    self._log(f'{self.shown_url} refused guided output as {self.way} '
+                              f'(HTTP {exc.code}: {detail[:80]}); asking as {way} from now on')
+                    self.way = way
+                    self.way_confirmed = way == 'plain'
                     continue
                 error = f'HTTP {exc.code} from {self.shown_url}: {detail[:120]}'
                 retry = exc.code >= 500 or exc.code == 429
