@@ -8,6 +8,7 @@ from llm_agent_common.node import (
     Diagnostics,
     GuardedNode,
     LatestWorker,
+    LazyInput,
     Param,
     Params,
     StreamStats,
@@ -35,6 +36,9 @@ PARAMS = [
     Param('png_filter', 'up', 'PNG row filter: up (each row against the one above: fast on '
           'depth), none, sub, paeth, or adaptive (libpng picks per row: smallest, slowest); '
           'every filter is stock-readable', allowed=tuple(depth_codec.PNG_FILTERS)),
+    Param('lazy', True, 'Read the depth camera only while someone subscribes to the output (as '
+          "image_transport's publishers encode only for subscribers); false = always",
+          read_only=True),
     Param('zstd_level', 1, 'zstd level for format zstd (1 = fastest)', range=(1, 19)),
 ]
 
@@ -51,8 +55,15 @@ class DepthCompressor(GuardedNode):
             CompressedImage, 'camera/depth/image_raw/compressedDepth', sensor_pub_qos(5))
         self._worker = LatestWorker(self._encode, 'depth_compressor_encode',
                                     on_error=lambda e: self.bad.report('encode_error', repr(e)))
-        self.create_subscription(Image, 'camera/depth/image_raw', self._on_image, sensor_qos(1),
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        group = MutuallyExclusiveCallbackGroup()
+
+        def subscribe():
+            return self.create_subscription(Image, 'camera/depth/image_raw', self._on_image,
+                                            sensor_qos(1), callback_group=group)
+        if self.params['lazy']:
+            self.input = LazyInput(self, lambda: [self._pub], subscribe, callback_group=group)
+        else:
+            subscribe()
         self.diagnostics = Diagnostics(self, self._figures, self.bad,
                                        callback_group=MutuallyExclusiveCallbackGroup())
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 from llm_agent_common.node import (
     BadInputs,
+    LazyInput,
     Diagnostics,
     GuardedNode,
     LatestWorker,
@@ -54,6 +55,9 @@ PARAMS = [
           range=(1, 100)),
     Param('budget_max_quality', 95, 'Highest JPEG quality the budget mode may choose',
           range=(1, 100)),
+    Param('lazy', True, 'Read the camera only while someone subscribes to an output (as '
+          "image_transport's publishers encode only for subscribers); false = always",
+          read_only=True),
     Param('video_codec', 'h264', 'Codec of the video stream on camera/image_raw/ffmpeg '
           '(ffmpeg_image_transport_msgs/FFMPEGPacket), encoded only while someone subscribes; '
           'off = no video publisher', allowed=tuple(video_codec.CODECS) + ('off',),
@@ -108,9 +112,21 @@ class ImageCompressor(GuardedNode):
                                     on_error=lambda e: self.bad.report('encode_error', repr(e)))
         self._video_pub = self._video_worker = None
         self._streamer = video_codec.VideoStreamer(video_settings(self.params.values))
+        # Settings for the video worker to take up: the streamer belongs to its thread.
+        self._video_restart: Optional[video_codec.VideoSettings] = None
         self._start_video()
-        self.create_subscription(Image, 'camera/image_raw', self._on_image, sensor_qos(1),
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        group = MutuallyExclusiveCallbackGroup()
+
+        def subscribe():
+            # Frames resume after a pause: the stream starts again, on a keyframe.
+            self._video_restart = video_settings(self.params.values)
+            return self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                            sensor_qos(1), callback_group=group)
+        if self.params['lazy']:
+            self.input = LazyInput(self, lambda: [p for p in (self._pub, self._video_pub) if p],
+                                   subscribe, callback_group=group)
+        else:
+            subscribe()
         self.diagnostics = Diagnostics(self, self._figures, self.bad,
                                        callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -139,7 +155,7 @@ class ImageCompressor(GuardedNode):
         self._reset_budget(values)
         settings = video_settings(values)
         if settings != self._streamer.settings:
-            self._streamer.configure(settings)   # the next frame starts a new stream with them
+            self._video_restart = settings   # the next frame starts a new stream with them
 
     def _reset_budget(self, values) -> None:
         budget = int(values['budget_bytes_per_s'])
@@ -165,7 +181,8 @@ class ImageCompressor(GuardedNode):
 
     def _on_image(self, msg: Image) -> None:
         self.stats.rate_in.add(len(msg.data))
-        self._worker.submit(msg)
+        if not self.params['lazy'] or self._pub.get_subscription_count():
+            self._worker.submit(msg)
         if self._video_pub is not None:
             readers = self._video_pub.get_subscription_count()
             if readers or self._streamer.active:   # the last reader gone: one call to stop
@@ -173,6 +190,9 @@ class ImageCompressor(GuardedNode):
 
     def _encode_video(self, item) -> None:
         msg, readers = item
+        restart, self._video_restart = self._video_restart, None
+        if restart is not None:
+            self._streamer.configure(restart)
         try:
             img = image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
                                              msg.data, msg.is_bigendian)
