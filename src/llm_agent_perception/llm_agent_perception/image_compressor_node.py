@@ -8,10 +8,10 @@ from typing import Optional
 
 from llm_agent_common.node import (
     BadInputs,
-    LazyInput,
     Diagnostics,
     GuardedNode,
     LatestWorker,
+    LazyInput,
     Param,
     Params,
     StreamStats,
