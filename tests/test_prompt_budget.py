@@ -9,6 +9,7 @@ import pytest
 from llm_agent_brain.backends.transformers import TransformersBackend
 from llm_agent_brain.decision_types import Situation
 from llm_agent_common.catalog import load_catalog
+
 from llm_agent_perception import features
 
 SECTORS = [{n: r for n in features.SECTOR_NAMES} for r in (0.3, 2.31, 7.9)]

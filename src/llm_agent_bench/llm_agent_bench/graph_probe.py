@@ -229,7 +229,8 @@ class RunningGraph:
 
     def __init__(self, only: Sequence[str], namespace: str = '',
                  params: Optional[Dict[str, Dict[str, Any]]] = None,
-                 config_dir: Optional[str] = None, log: Callable[[str], None] = print):
+                 config_dir: Optional[str] = None, log: Callable[[str], None] = print,
+                 use_sim_time: bool = True):
         self.config_dir = config_dir or default_config_dir()
         self.namespace = namespace
         self.log = log
@@ -243,7 +244,7 @@ class RunningGraph:
                 extra: List[str] = []
                 for name, value in (params or {}).get(entry.name, {}).items():
                     extra += ['-p', f'{name}:={value}']
-                cmd = node_command(entry, self.config_dir, namespace, True, extra)
+                cmd = node_command(entry, self.config_dir, namespace, use_sim_time, extra)
                 with open(os.path.join(self.log_dir, f'{entry.name}.log'), 'wb') as out:
                     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True, env=env)
@@ -338,6 +339,7 @@ class Probe:
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
+        self._viewers: Dict[str, List[Any]] = {}
         self.context = Context()
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -449,6 +451,51 @@ class Probe:
         if not future.result().results[0].successful:
             raise RuntimeError(f'{node_name} refused {name}={value}: '
                                f'{future.result().results[0].reason}')
+
+    def _call(self, ns: str, srv_type: Any, name: str, request: Any, timeout_s: float) -> Any:
+        client = self.nodes[ns].create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout_s):
+                raise RuntimeError(f'{name} is not available')
+            future = client.call_async(request)
+            self.wait_for(future.done, timeout_s, name)
+            return future.result()
+        finally:
+            self.nodes[ns].destroy_client(client)
+
+    def llm_decision_ms(self, ns: str, situation: Any, timeout_s: float = 120.0
+                        ) -> Tuple[float, str]:
+        """One `agent/decide` round trip the LLM must answer (the brain's caches cleared just
+        before): (ms, source of the answer)."""
+        from std_srvs.srv import Trigger
+
+        from llm_agent_interfaces.msg import Observation
+        from llm_agent_interfaces.srv import Decide
+        self._call(ns, Trigger, 'agent/clear_cache', Trigger.Request(), timeout_s)
+        req = Decide.Request(instruction=situation.instruction)
+        req.observation = Observation(feature_names=list(situation.features),
+                                      feature_values=[float(v) for v in
+                                                      situation.features.values()],
+                                      summary=situation.summary)
+        t0 = time.perf_counter()
+        resp = self._call(ns, Decide, 'agent/decide', req, timeout_s)
+        return (time.perf_counter() - t0) * 1000.0, resp.decision.source
+
+    def read_compressed(self, ns: str, on: bool) -> None:
+        """Read (raw, no decoding) or stop reading the compressed image and depth topics, as a
+        viewer or a recorder would: the compressors encode only while someone reads them."""
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CompressedImage
+        node = self.nodes[ns]
+        subs = self._viewers.pop(ns, [])
+        for sub in subs:
+            node.destroy_subscription(sub)
+        if on:
+            self._viewers[ns] = [
+                node.create_subscription(CompressedImage, topic, lambda _raw: None,
+                                         qos_profile_sensor_data, raw=True)
+                for topic in ('camera/image_raw/compressed',
+                              'camera/depth/image_raw/compressedDepth')]
 
     def reset_world(self, ns: str, timeout_s: float = 10.0) -> None:
         """Start a new episode (the same seed): every window then sees the same drive."""

@@ -4,7 +4,11 @@ end-to-end latency from a camera frame to the cmd_vel it causes, and frames drop
 The whole graph runs as `llm-agent up` starts it (real nodes, the packaged model, a fresh brain
 folder); the baseline is the same graph with the camera at 10 Hz (sim.yaml's rate), in windows
 alternating with the 30 Hz ones in the same run. Each window starts a new episode (sim/reset,
-same seed) so the brain meets the same drive in both.
+same seed) so the brain meets the same drive in both. In those windows the probe reads the
+compressed image and depth topics (a viewer or recorder: the compressors encode only while
+someone reads them); one more 30 Hz window without that reader shows the graph as the agent
+alone runs it. LLM decisions (`agent/decide` with the caches cleared) are timed twice in the same
+run: the brain alone (no other node), then inside the whole graph at 30 Hz.
 """
 from __future__ import annotations
 
@@ -18,11 +22,56 @@ from . import graph_probe as gp
 from .core import BenchContext, Section, Table, figure, ratio_or_none, save_plot
 
 LOAD_HZ, BASE_HZ = 30.0, 10.0
+NO_READER = 'no reader'                        # the 30 Hz window nobody reads compressed topics in
+# The nodes issue 15's CPU target counts: perception (not the world) and actuation.
+WORKERS = ('scan_filter', 'image_compressor', 'depth_compressor', 'observer', 'skill_server')
 NODES = gp.PERCEPTION + ('decision_node', 'skill_server')
+
+
+def llm_rounds(probe: 'gp.Probe', n: int) -> List[float]:
+    """ms of n LLM-answered `agent/decide` calls over section 2's situations (warm-up first)."""
+    from llm_agent_brain.decision_types import Situation
+
+    from .model_bench import SITUATIONS
+    # An instruction of its own: the graph's brain has learnt a tree for the one it drives by,
+    # and the tree, not the LLM, would answer.
+    sits = [Situation(s.features, s.summary, 'bench: ' + s.instruction) for s in SITUATIONS]
+    for sit in sits[:2]:                  # each instruction's prompt cache, built once
+        probe.llm_decision_ms('', sit)
+    out, sources = [], {}
+    for i in range(n):
+        ms, source = probe.llm_decision_ms('', sits[i % len(sits)])
+        sources[source] = sources.get(source, 0) + 1
+        if source == 'llm':
+            out.append(ms)
+    if not out:
+        raise RuntimeError(f'no LLM answer among {n} decisions: {sources}')
+    return out
+
+
+def brain_alone(ctx: BenchContext, n: int) -> List[float]:
+    """LLM decisions of the brain with no other node running: the baseline of the graph's."""
+    brain_dir = tempfile.mkdtemp(prefix='llm_agent_bench_brain_')
+    # No world, so no /clock: the brain runs on wall time.
+    graph = gp.RunningGraph(('brain',), params={'decision_node': {'data_dir': brain_dir}},
+                            config_dir=ctx.config_dir, log=ctx.log, use_sim_time=False)
+    probe = None
+    try:
+        probe = gp.Probe([''])
+        probe.wait_for(lambda: probe.brain_ready(''), ctx.pick(240, 600), 'the brain', [graph])
+        ctx.log(f'[resources] {n} LLM decisions, the brain alone ...')
+        return llm_rounds(probe, n)
+    finally:
+        if probe is not None:
+            probe.close()
+        graph.stop()
+        shutil.rmtree(brain_dir, ignore_errors=True)
 
 
 def run(ctx: BenchContext) -> Section:
     window_s = ctx.pick(6.0, 30.0)
+    n_llm = ctx.pick(3, 16)
+    llm_alone = brain_alone(ctx, n_llm)
     order = ctx.pick([BASE_HZ, LOAD_HZ], [BASE_HZ, LOAD_HZ, LOAD_HZ, BASE_HZ])  # ABBA: no drift
     brain_dir = tempfile.mkdtemp(prefix='llm_agent_bench_brain_')
     params = {'sim_world': {'camera_rate_hz': BASE_HZ, 'scan_rate_hz': 10.0},
@@ -37,12 +86,23 @@ def run(ctx: BenchContext) -> Section:
         probe = gp.Probe([''])
         probe.wait_for(lambda: probe.brain_ready(''), ctx.pick(240, 600), 'the brain', [graph])
         ready_s = time.monotonic() - t_start
+        probe.read_compressed('', True)
         for rate in order:
             probe.set_param('', 'sim_world', 'camera_rate_hz', rate)
             probe.reset_world('')
             time.sleep(1.0)   # let the new rate reach every node
             ctx.log(f'[resources] camera {rate:g} Hz for {window_s:g} s')
             windows.append((rate,) + gp.measure(probe, [graph], window_s))
+        probe.read_compressed('', False)
+        probe.set_param('', 'sim_world', 'camera_rate_hz', LOAD_HZ)
+        probe.reset_world('')
+        time.sleep(2.5)   # the compressors notice within a second that nobody reads them
+        ctx.log(f'[resources] camera {LOAD_HZ:g} Hz, nobody reading the compressed topics, '
+                f'for {window_s:g} s')
+        windows.append((NO_READER,) + gp.measure(probe, [graph], window_s))
+        probe.read_compressed('', True)
+        ctx.log(f'[resources] {n_llm} LLM decisions inside the graph at {LOAD_HZ:g} Hz ...')
+        llm_graph = llm_rounds(probe, n_llm)
         rec = probe.snapshot('')
     finally:
         if probe is not None:
@@ -51,7 +111,11 @@ def run(ctx: BenchContext) -> Section:
         shutil.rmtree(brain_dir, ignore_errors=True)
     data = summarise(rec, windows)
     data.update(window_s=window_s, windows_per_rate=len(order) // 2, brain_ready_s=ready_s,
-                image=[640, 480], scan_rate_hz=10.0)
+                image=[640, 480], scan_rate_hz=10.0,
+                llm_ms={'alone': gp.spread(llm_alone, (50, 95)),
+                        'graph_30hz': gp.spread(llm_graph, (50, 95))})
+    data['llm_ms']['ratio_p50'] = ratio_or_none(data['llm_ms']['graph_30hz']['p50'],
+                                                data['llm_ms']['alone']['p50'])
     return report(ctx, data)
 
 
@@ -85,6 +149,11 @@ def summarise(rec: gp.Records, windows: List[Tuple[float, float, float, Dict[str
                              for k in ('cpu_percent', 'uss_mb_mean', 'pss_mb_mean')}
     out['ratios']['total'] = {k: ratio_or_none(per['load']['total'][k], per['baseline']['total'][k])
                               for k in per['load']['total']}
+    idle = [w for w in windows if w[0] == NO_READER]
+    if idle:
+        usage = {n: gp.mean_usage([w[3][n] for w in idle]) for n in NODES}
+        out['no_reader'] = {'usage': usage,
+                            'total_cpu_percent': sum(u['cpu_percent'] for u in usage.values())}
     return out
 
 
@@ -95,16 +164,21 @@ def _mean_or_none(values: List[Any]) -> Any:
 
 def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
     load, base, ratios = data['load'], data['baseline'], data['ratios']
+    idle = data.get('no_reader', {'usage': {}, 'total_cpu_percent': None})
     rows = [[n, load['usage'][n]['cpu_percent'], base['usage'][n]['cpu_percent'],
-             ratios[n]['cpu_percent'], load['usage'][n]['uss_mb_mean'],
-             load['usage'][n]['rss_mb_peak'], ratios[n]['uss_mb_mean']] for n in NODES]
+             ratios[n]['cpu_percent'], idle['usage'].get(n, {}).get('cpu_percent'),
+             load['usage'][n]['uss_mb_mean'], load['usage'][n]['rss_mb_peak'],
+             ratios[n]['uss_mb_mean']] for n in NODES]
     rows.append(['all nodes (USS; PSS total in results.json)', load['total']['cpu_percent'],
                  base['total']['cpu_percent'], ratios['total']['cpu_percent'],
-                 load['total']['uss_mb_mean'], None, ratios['total']['uss_mb_mean']])
+                 idle['total_cpu_percent'], load['total']['uss_mb_mean'], None,
+                 ratios['total']['uss_mb_mean']])
     usage_table = Table('Per node, camera 30 Hz 640x480 and scan 10 Hz (ratio = 30 Hz / 10 Hz '
-                        'camera, same run)',
+                        'camera, same run; the probe reads the compressed topics, except in '
+                        'the "nobody reads" column)',
                         ['node', 'CPU % of a core @30', 'CPU % @10', 'CPU ratio',
-                         'USS MB mean @30', 'RSS MB peak @30', 'USS ratio'], rows)
+                         'CPU % @30, nobody reads compressed', 'USS MB mean @30',
+                         'RSS MB peak @30', 'USS ratio'], rows)
     lat_rows = []
     for stage in ('capture_to_observation',) + gp.STAGES + ('e2e',):
         a, b = load['latency_ms'][stage], base['latency_ms'][stage]
@@ -123,10 +197,20 @@ def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
     frame_table = Table('Camera frames per second through the chain', ['count', '@30 Hz',
                                                                       '@10 Hz', 'counted by'],
                         frame_rows)
+    llm = data.get('llm_ms')
+    tables = [usage_table, latency_table, frame_table]
+    if llm:
+        tables.append(Table(
+            'LLM decisions (agent/decide, caches cleared, section 2\'s situations), ms; baseline '
+            '= the brain with no other node running, same run',
+            ['where', 'n', 'p50', 'p95', 'x alone (p50)'],
+            [['the brain alone', llm['alone']['n'], llm['alone']['p50'], llm['alone']['p95'], 1.0],
+             [f'inside the graph, camera {LOAD_HZ:g} Hz', llm['graph_30hz']['n'],
+              llm['graph_30hz']['p50'], llm['graph_30hz']['p95'], llm['ratio_p50']]]))
     return Section('resources', 'Throughput and resources',
                    f'the same graph with the camera at {BASE_HZ:g} Hz (sim.yaml), windows '
                    'alternating with the 30 Hz ones',
-                   tables=[usage_table, latency_table, frame_table],
+                   tables=tables,
                    plots=[plot(ctx, data)], findings=findings(data), notes=NOTES, data=data)
 
 
@@ -175,6 +259,21 @@ def findings(data: Dict[str, Any]) -> List[str]:
            f'other node {min(load["usage"][n]["uss_mb_mean"] for n in NODES[:5] + NODES[6:]):.0f}-'
            f'{max(load["usage"][n]["uss_mb_mean"] for n in NODES[:5] + NODES[6:]):.0f} MB; '
            f'decisions @30 Hz by source {load["decisions_by_source"]}.']
+    work30 = sum(load['usage'][n]['cpu_percent'] for n in WORKERS)
+    idle = data.get('no_reader')
+    out.append(f'Perception and actuation nodes together @30 Hz: {work30:.0f} % of a core while '
+               'someone reads the compressed image and depth'
+               + ('' if idle is None else
+                  f', {sum(idle["usage"][n]["cpu_percent"] for n in WORKERS):.0f} % while nobody '
+                  'does (the compressors then read no frames: '
+                  + ', '.join(f'{n} {idle["usage"][n]["cpu_percent"]:.1f} %'
+                              for n in ('image_compressor', 'depth_compressor')) + ')')
+               + '; target 25 %.')
+    llm = data.get('llm_ms')
+    if llm and llm['alone']['n'] and llm['graph_30hz']['n']:
+        out.append(f'LLM decision inside the graph @30 Hz: p50 {llm["graph_30hz"]["p50"]:.0f} ms '
+                   f'against {llm["alone"]["p50"]:.0f} ms with the brain alone '
+                   f'({_x(llm["ratio_p50"])}; target 1.3x).')
     e2e, age = load['latency_ms']['e2e'], load['latency_ms']['capture_to_observation']
     if age['n']:
         out.append(f'Camera frame capture -> observation @30 Hz (every observation): p50 '
