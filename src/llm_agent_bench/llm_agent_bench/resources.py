@@ -35,8 +35,11 @@ def llm_rounds(probe: 'gp.Probe', n: int) -> List[float]:
     from .model_bench import SITUATIONS
     # An instruction of its own: the graph's brain has learnt a tree for the one it drives by,
     # and the tree, not the LLM, would answer.
-    sits = [Situation(s.features, s.summary, 'bench: ' + s.instruction) for s in SITUATIONS]
-    for sit in sits[:2]:                  # each instruction's prompt cache, built once
+    # One instruction for all: a decision under a new one builds its prompt cache (seconds), and
+    # the brain keeps only a few; that first call is section 2's figure, not this one.
+    sits = [Situation(s.features, s.summary, 'bench: ' + s.instruction) for s in SITUATIONS
+            if s.instruction == SITUATIONS[0].instruction]
+    for sit in sits[:1]:                  # the instruction's prompt cache, built once
         probe.llm_decision_ms('', sit)
     out, sources = [], {}
     for i in range(n):
