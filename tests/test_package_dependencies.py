@@ -29,7 +29,7 @@ ROS_MODULES = {'rclpy', 'std_msgs', 'sensor_msgs', 'geometry_msgs', 'nav_msgs', 
                'diagnostic_msgs', 'action_msgs', 'rcl_interfaces', 'builtin_interfaces',
                'rosgraph_msgs', 'ament_index_python', 'launch', 'launch_ros', 'launch_testing',
                'launch_testing_ros', 'unique_identifier_msgs', 'lifecycle_msgs',
-               'ffmpeg_image_transport_msgs'}
+               'ffmpeg_image_transport_msgs', 'foxglove_msgs'}
 # Third-party modules -> rosdep keys.
 ROSDEP = {
     'numpy': 'python3-numpy', 'cv2': 'python3-opencv', 'yaml': 'python3-yaml',

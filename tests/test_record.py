@@ -293,6 +293,9 @@ def test_the_video_stream_is_recorded_for_foxglove_and_decodes_with_pyav(
     raw = [m for m in read_ros2_messages(path, topics=['/robot1/camera/image_raw/ffmpeg'])]
     assert len(video) >= 20 and len(video) <= len(raw)
     assert {m.ros_msg.format for m in video} == {'h264'}
+    # What video_decoder does with CompressedVideo (no keyframe flag): find it in the bitstream.
+    from llm_agent_perception.video_codec import keyframe_in
+    assert keyframe_in('h264', bytes(video[0].ros_msg.data))
     assert {m.ros_msg.frame_id for m in video} == {'camera'}
     # The Foxglove channel is the raw stream from its first keyframe on.
     first_key = next(i for i, m in enumerate(raw) if m.ros_msg.flags & 1)

@@ -188,16 +188,22 @@ class ImageCompressor(GuardedNode):
             if readers or self._streamer.active:   # the last reader gone: one call to stop
                 self._video_worker.submit((msg, readers))
 
+    def _frame(self, msg: Image):
+        """The frame as an array, or None (counted and logged) when the message is malformed."""
+        try:
+            return image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
+                                              msg.data, msg.is_bigendian)
+        except image_codec.BadInput as exc:
+            self.bad.report('image', str(exc))
+            return None
+
     def _encode_video(self, item) -> None:
         msg, readers = item
         restart, self._video_restart = self._video_restart, None
         if restart is not None:
             self._streamer.configure(restart)
-        try:
-            img = image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
-                                             msg.data, msg.is_bigendian)
-        except image_codec.BadInput as exc:
-            self.bad.report('image', str(exc))
+        img = self._frame(msg)
+        if img is None:
             return
         t0 = time.perf_counter()
         bgr = image_codec.to_bgr8(img, msg.encoding)
@@ -217,11 +223,8 @@ class ImageCompressor(GuardedNode):
 
     def _encode(self, msg: Image) -> None:
         p = self.params.values
-        try:
-            img = image_codec.image_to_array(msg.encoding, msg.width, msg.height, msg.step,
-                                             msg.data, msg.is_bigendian)
-        except image_codec.BadInput as exc:
-            self.bad.report('image', str(exc))
+        img = self._frame(msg)
+        if img is None:
             return
         t0 = time.perf_counter()
         roi = (p['roi_x'], p['roi_y'], p['roi_width'], p['roi_height'])

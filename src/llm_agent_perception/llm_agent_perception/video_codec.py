@@ -157,6 +157,25 @@ class VideoEncoder:
         return [VideoPacket(bytes(p), int(p.pts or 0), p.is_keyframe) for p in ctx.encode(None)]
 
 
+def keyframe_in(encoding: str, data: bytes) -> bool:
+    """Whether an H.264 or H.265 Annex B access unit holds a random access point (IDR, or
+    H.265 IRAP pictures), for a format that does not flag keyframes (Foxglove's
+    CompressedVideo). Other codecs: True (the decoder then says whether it can start there)."""
+    decoder = DECODER_FOR.get(encoding.strip().lower())
+    if decoder not in ('h264', 'hevc'):
+        return True
+    data = bytes(data)
+    i = data.find(b'\x00\x00\x01')
+    while i != -1 and i + 3 < len(data):
+        header = data[i + 3]
+        if decoder == 'h264' and header & 0x1F == 5:            # IDR slice
+            return True
+        if decoder == 'hevc' and 16 <= (header >> 1) & 0x3F <= 23:   # BLA, IDR, CRA
+            return True
+        i = data.find(b'\x00\x00\x01', i + 3)
+    return False
+
+
 class VideoDecoder:
     """Decode one stream's packets to BGR frames; every problem is a `BadInput`.
 

@@ -309,3 +309,17 @@ def test_video_stream_only_for_subscribers_keyed_for_each_and_decoded_by_the_dec
     assert any(p.flags & 1 for p in late[:12]), [p.flags for p in late]
     assert {p.encoding for p in late} == {'libx264'}
     assert comp._streamer.keyframes_forced >= 1
+
+
+def test_video_decoder_for_foxglove_video_says_when_foxglove_msgs_is_missing(graph):
+    from llm_agent_perception.video_decoder_node import (
+        MissingMessages,
+        VideoDecoderNode,
+        compressed_video_class,
+    )
+    _tester, _executor, add = graph
+    if compressed_video_class() is None:     # this machine: no foxglove_msgs (ros-api.md)
+        with pytest.raises(MissingMessages, match='foxglove_msgs is not installed'):
+            add(VideoDecoderNode, in_format='foxglove', in_topic='camera/video')
+    else:
+        assert add(VideoDecoderNode, in_format='foxglove', in_topic='camera/video')

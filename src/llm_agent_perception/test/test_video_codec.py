@@ -152,3 +152,12 @@ def test_the_streamer_encodes_only_for_readers_and_keys_each_new_one():
     assert s.frame(FRAMES[8], 8 * 33_000_000, readers=0) == [] and not s.active
     s.configure(VideoSettings(codec='h265', gop=100))
     assert s.frame(FRAMES[9], 0, readers=1)[0].keyframe and s.encoding == 'libx265'
+
+
+@pytest.mark.parametrize('codec', ['h264', 'h265'])
+def test_keyframes_are_found_in_the_bitstream_where_no_flag_says_so(codec):
+    from llm_agent_perception.video_codec import keyframe_in
+    enc, packets = encode_all(VideoSettings(codec=codec, gop=10), force=(13,))
+    found = [keyframe_in(enc.codec_name, p.data) for p in packets]
+    assert found == [p.keyframe for p in packets] and sum(found) >= 3
+    assert not keyframe_in('h264', b'') and keyframe_in('av1', b'x')
