@@ -3,6 +3,7 @@ and to a video stream on camera/image_raw/ffmpeg, ffmpeg_image_transport's way (
 while someone subscribes to it)."""
 from __future__ import annotations
 
+import importlib
 import time
 from typing import Optional
 
@@ -88,13 +89,16 @@ def video_settings(values) -> video_codec.VideoSettings:
         gop=values['video_gop'], zerolatency=values['video_zerolatency'])
 
 
-def ffmpeg_packet_class():
-    """ffmpeg_image_transport_msgs' FFMPEGPacket, or None where the package is not installed."""
+FFMPEG_PACKET = ('ffmpeg_image_transport_msgs', 'FFMPEGPacket')
+COMPRESSED_VIDEO = ('foxglove_msgs', 'CompressedVideo')
+
+
+def optional_message(package: str, name: str):
+    """The message class `package/msg/name`, or None where the package is not installed."""
     try:
-        from ffmpeg_image_transport_msgs.msg import FFMPEGPacket
-    except ImportError:
+        return getattr(importlib.import_module(f'{package}.msg'), name)
+    except (ImportError, AttributeError):
         return None
-    return FFMPEGPacket
 
 
 class ImageCompressor(GuardedNode):
@@ -136,7 +140,7 @@ class ImageCompressor(GuardedNode):
     def _start_video(self) -> None:
         if self.params['video_codec'] == 'off':
             return
-        packet = ffmpeg_packet_class()
+        packet = optional_message(*FFMPEG_PACKET)
         if packet is None:
             self.get_logger().warn(
                 'video stream off: ffmpeg_image_transport_msgs is not installed (on a robot: '

@@ -21,7 +21,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from . import video_codec
-from .image_compressor_node import ffmpeg_packet_class
+from .image_compressor_node import COMPRESSED_VIDEO, FFMPEG_PACKET, optional_message
 from .image_decompressor_node import array_to_image
 
 PARAMS = [
@@ -38,14 +38,6 @@ class MissingMessages(RuntimeError):
     """The message package of the input is not installed: this node has nothing to read."""
 
 
-def compressed_video_class():
-    """foxglove_msgs' CompressedVideo, or None where the package is not installed."""
-    try:
-        from foxglove_msgs.msg import CompressedVideo
-    except ImportError:
-        return None
-    return CompressedVideo
-
 
 class VideoDecoderNode(GuardedNode):
     """Decode each packet of the stream and republish the frame as bgr8."""
@@ -54,9 +46,10 @@ class VideoDecoderNode(GuardedNode):
         super().__init__('video_decoder', **kwargs)
         self.params = Params(self, PARAMS)
         foxglove = self.params['in_format'] == 'foxglove'
-        packet = compressed_video_class() if foxglove else ffmpeg_packet_class()
+        package, message = COMPRESSED_VIDEO if foxglove else FFMPEG_PACKET
+        packet = optional_message(package, message)
         if packet is None:
-            name = 'foxglove_msgs' if foxglove else 'ffmpeg_image_transport_msgs'
+            name = package
             raise MissingMessages(f'{name} is not installed (on a robot: apt install '
                                   f'ros-jazzy-{name.replace("_", "-")})')
         self.bad = BadInputs(self)

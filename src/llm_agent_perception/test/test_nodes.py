@@ -312,13 +312,10 @@ def test_video_stream_only_for_subscribers_keyed_for_each_and_decoded_by_the_dec
 
 
 def test_video_decoder_for_foxglove_video_says_when_foxglove_msgs_is_missing(graph):
-    from llm_agent_perception.video_decoder_node import (
-        MissingMessages,
-        VideoDecoderNode,
-        compressed_video_class,
-    )
+    from llm_agent_perception.image_compressor_node import COMPRESSED_VIDEO, optional_message
+    from llm_agent_perception.video_decoder_node import MissingMessages, VideoDecoderNode
     _tester, _executor, add = graph
-    if compressed_video_class() is None:     # this machine: no foxglove_msgs (ros-api.md)
+    if optional_message(*COMPRESSED_VIDEO) is None:     # this machine: no foxglove_msgs (ros-api.md)
         with pytest.raises(MissingMessages, match='foxglove_msgs is not installed'):
             add(VideoDecoderNode, in_format='foxglove', in_topic='camera/video')
     else:
