@@ -14,6 +14,7 @@ This module imports nothing heavy on purpose: it runs before the node's imports.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 from typing import Any, Callable, List
@@ -43,10 +44,20 @@ def start(module: str, args: Any = None) -> int:
     return 0 if code is None else int(code)
 
 
+def leave(code: int) -> None:
+    """End the node's process with `code` once main() has shut the node down: run_node has
+    deleted the DDS participant; what remains of a normal exit (interpreter teardown, the C++
+    static destructors of the DDS libraries) is skipped, as it was seen to hang for minutes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def executable(module: str) -> Callable[..., int]:
     """The console-script function of the node in `module` (which has a main(args) -> int)."""
     def main(args: Any = None) -> int:
-        return start(module, args)
+        leave(start(module, args))
+        return 0  # not reached
     main.module = module  # type: ignore[attr-defined]  # graph.yaml's entries are checked on it
     main.__doc__ = f'Run {module}.main with the stop signals held while it imports.'
     return main
@@ -58,4 +69,4 @@ if __name__ == '__main__':
     # Through the imported module: run as __main__ this file is a second copy, whose _held
     # run_node would not see.
     from llm_agent_common.entry import start as start_imported
-    sys.exit(start_imported(sys.argv.pop(1)))
+    leave(start_imported(sys.argv.pop(1)))

@@ -685,6 +685,15 @@ def _start_shutdown_watchdog() -> _ShutdownWatchdog:
     return watchdog
 
 
+def _delete_participant() -> None:
+    """Delete the process's DDS participant now, while every Fast DDS thread is alive: peers
+    hear it leave at once, and nothing is left for the C++ static destructors at exit(). Left to
+    them, a participant whose writers carried camera-sized messages was seen (CI, three times)
+    to spin a core for minutes after Python had finished, and launch had to SIGTERM the node."""
+    from rclpy.utilities import get_default_context
+    get_default_context().destroy()
+
+
 def _wait_for_callbacks(executor: Any, timeout_s: float) -> bool:
     """Let callbacks in flight finish before the node is destroyed (rclpy 7.1's
     Executor.shutdown() does not wait for them, and they then touch destroyed publishers);
@@ -756,6 +765,7 @@ def run_node(make_node: Callable[[], Node], args=None,
     if held:
         print(f'{held} while starting: not started', file=sys.stderr, flush=True)
         rclpy.try_shutdown()
+        _delete_participant()
         return 0
     node: Optional[Node] = None
     executor: Any = None
@@ -794,6 +804,7 @@ def run_node(make_node: Callable[[], Node], args=None,
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        _delete_participant()
     if stuck or getattr(node, 'leave_now', False):
         # A thread the node could not stop (torch loading a model, a callback still running):
         # Python's exit would wait for it or abort under it; everything is closed, so leave.
