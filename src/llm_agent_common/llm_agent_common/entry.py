@@ -17,7 +17,7 @@ import importlib
 import os
 import signal
 import sys
-from typing import Any, Callable, List
+from typing import Any, Callable, List, NoReturn
 
 _held: List[int] = []
 
@@ -44,7 +44,7 @@ def start(module: str, args: Any = None) -> int:
     return 0 if code is None else int(code)
 
 
-def leave(code: int) -> None:
+def leave(code: int) -> NoReturn:
     """End the node's process with `code` once main() has shut the node down: run_node has
     deleted the DDS participant; what remains of a normal exit (interpreter teardown, the C++
     static destructors of the DDS libraries) is skipped, as it was seen to hang for minutes."""
@@ -53,11 +53,11 @@ def leave(code: int) -> None:
     os._exit(code)
 
 
-def executable(module: str) -> Callable[..., int]:
-    """The console-script function of the node in `module` (which has a main(args) -> int)."""
-    def main(args: Any = None) -> int:
+def executable(module: str) -> Callable[..., NoReturn]:
+    """The console-script function of the node in `module` (which has a main(args) -> int);
+    it ends the process with main's exit code."""
+    def main(args: Any = None) -> NoReturn:
         leave(start(module, args))
-        return 0  # not reached
     main.module = module  # type: ignore[attr-defined]  # graph.yaml's entries are checked on it
     main.__doc__ = f'Run {module}.main with the stop signals held while it imports.'
     return main

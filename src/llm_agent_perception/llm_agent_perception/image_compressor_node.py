@@ -56,8 +56,8 @@ PARAMS = [
           range=(1, 100)),
     Param('budget_max_quality', 95, 'Highest JPEG quality the budget mode may choose',
           range=(1, 100)),
-    # Off by default: with lazy on, CI saw both compressors of a namespaced graph spin at ~95 %
-    # of a core (native code, Fast DDS's async thread busy); not understood yet.
+    # Off by default for now: CI saw compressors spin at ~95 % of a core while stopping (Fast
+    # DDS's static teardown; run_node now deletes the participant itself). On again once CI agrees.
     Param('lazy', False, 'Read the camera only while someone subscribes to an output (as '
           "image_transport's publishers encode only for subscribers); false = always",
           read_only=True),

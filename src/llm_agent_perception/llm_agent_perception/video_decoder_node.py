@@ -49,9 +49,8 @@ class VideoDecoderNode(GuardedNode):
         package, message = COMPRESSED_VIDEO if foxglove else FFMPEG_PACKET
         packet = optional_message(package, message)
         if packet is None:
-            name = package
-            raise MissingMessages(f'{name} is not installed (on a robot: apt install '
-                                  f'ros-jazzy-{name.replace("_", "-")})')
+            raise MissingMessages(f'{package} is not installed (on a robot: apt install '
+                                  f'ros-jazzy-{package.replace("_", "-")})')
         self.bad = BadInputs(self)
         self.stats = StreamStats(work='decode')
         self._decoder: Optional[video_codec.VideoDecoder] = None
