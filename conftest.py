@@ -22,6 +22,15 @@ def _next_domain() -> int:
     return 1 + (_run_base - 1 + next(_domains)) % _MAX_DOMAIN
 
 
+@pytest.fixture(autouse=True)
+def _stays_time_shared():
+    """Fail the test that leaves this process real-time: every node and tool started later would
+    inherit it (SVT-AV1 did, and whole graphs spun at SCHED_FIFO 99 until CI timed out)."""
+    yield
+    if hasattr(os, 'sched_getscheduler'):
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER, 'this test left pytest real-time'
+
+
 @pytest.fixture
 def ros_domain_id(monkeypatch: pytest.MonkeyPatch) -> int:
     """Give the test a DDS domain of its own; child processes inherit it through the env."""

@@ -9,6 +9,7 @@ a keyframe, and turns each packet into a BGR frame or a clear `BadInput`.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Dict, List, Optional, Tuple
@@ -16,6 +17,43 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .bounded import BadInput
+
+_REALTIME = (os.SCHED_FIFO, os.SCHED_RR)
+
+
+def _thread_policies() -> Dict[int, int]:
+    policies = {}
+    for name in os.listdir('/proc/self/task'):
+        try:
+            policies[int(name)] = os.sched_getscheduler(int(name))
+        except OSError:         # the thread ended meanwhile
+            pass
+    return policies
+
+
+@contextmanager
+def no_new_realtime_threads():
+    """Undo any real-time scheduling a codec gives threads while it opens.
+
+    SVT-AV1 (libsvtav1), run as root, makes the thread that opens it and the ~20 it starts
+    SCHED_FIFO 99. Every process started from there inherits it, and a busy FIFO 99 thread
+    starves the rest of the machine: DDS threads, the model, the control loop (CI saw whole
+    graphs spin at 100 % and never stop). Threads that were real-time before stay so.
+    """
+    if not os.path.isdir('/proc/self/task'):    # not Linux: no such policy to undo
+        yield
+        return
+    before = _thread_policies()
+    try:
+        yield
+    finally:
+        for tid, policy in _thread_policies().items():
+            if policy in _REALTIME and before.get(tid) not in _REALTIME:
+                try:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                except OSError:
+                    pass
+
 
 # Our codec names -> (FFmpeg encoder, FFmpeg decoder, Foxglove CompressedVideo.format).
 CODECS: Dict[str, Tuple[str, str, str]] = {
@@ -120,7 +158,8 @@ class VideoEncoder:
             ctx.bit_rate = ctx.bit_rate or settings.max_kbps * 1000
         ctx.options = _encoder_options(settings)
         ctx.thread_count = 1        # one core: the robot's CPU belongs to the model too
-        ctx.open()
+        with no_new_realtime_threads():
+            ctx.open()
         self._ctx = ctx
         self._frame_cls = av.VideoFrame
         self._pict_i = av.video.frame.PictureType.I
