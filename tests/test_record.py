@@ -258,8 +258,7 @@ def test_the_video_stream_is_recorded_for_foxglove_and_decodes_with_pyav(
     path = str(tmp_path / 'video.mcap')
     ex = SingleThreadedExecutor(context=ros_context)
     comp = ImageCompressor(context=ros_context, namespace='robot1',
-                           parameter_overrides=[Parameter('video_gop', value=15),
-                                                Parameter('video_codec', value='h264')])
+                           parameter_overrides=[Parameter('video_gop', value=15)])
     ex.add_node(comp)
     import rclpy
     tester = rclpy.create_node('video_source', namespace='robot1', context=ros_context)

@@ -77,10 +77,8 @@ def run(ctx: BenchContext) -> Section:
     llm_alone = brain_alone(ctx, n_llm)
     order = ctx.pick([BASE_HZ, LOAD_HZ], [BASE_HZ, LOAD_HZ, LOAD_HZ, BASE_HZ])  # ABBA: no drift
     brain_dir = tempfile.mkdtemp(prefix='llm_agent_bench_brain_')
-    # lazy compressors (off by default for now): the no-reader window shows what they save
     params = {'sim_world': {'camera_rate_hz': BASE_HZ, 'scan_rate_hz': 10.0},
-              'decision_node': {'data_dir': brain_dir},
-              'image_compressor': {'lazy': 'true'}, 'depth_compressor': {'lazy': 'true'}}
+              'decision_node': {'data_dir': brain_dir}}
     ctx.log('[resources] starting the graph and waiting for the brain to load its model ...')
     t_start = time.monotonic()
     graph = gp.RunningGraph(('sim', 'perception', 'brain', 'actuation'), params=params,

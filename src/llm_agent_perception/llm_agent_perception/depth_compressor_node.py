@@ -36,9 +36,7 @@ PARAMS = [
     Param('png_filter', 'up', 'PNG row filter: up (each row against the one above: fast on '
           'depth), none, sub, paeth, or adaptive (libpng picks per row: smallest, slowest); '
           'every filter is stock-readable', allowed=tuple(depth_codec.PNG_FILTERS)),
-    # Off by default for now: CI saw compressors spin at ~95 % of a core while stopping (Fast
-    # DDS's static teardown; run_node now deletes the participant itself). On again once CI agrees.
-    Param('lazy', False, 'Read the depth camera only while someone subscribes to the output (as '
+    Param('lazy', True, 'Read the depth camera only while someone subscribes to the output (as '
           "image_transport's publishers encode only for subscribers); false = always",
           read_only=True),
     Param('zstd_level', 1, 'zstd level for format zstd (1 = fastest)', range=(1, 19)),

@@ -56,13 +56,10 @@ PARAMS = [
           range=(1, 100)),
     Param('budget_max_quality', 95, 'Highest JPEG quality the budget mode may choose',
           range=(1, 100)),
-    # Off by default for now: CI saw compressors spin at ~95 % of a core while stopping (Fast
-    # DDS's static teardown; run_node now deletes the participant itself). On again once CI agrees.
-    Param('lazy', False, 'Read the camera only while someone subscribes to an output (as '
+    Param('lazy', True, 'Read the camera only while someone subscribes to an output (as '
           "image_transport's publishers encode only for subscribers); false = always",
           read_only=True),
-    # off by default for now: see the lazy note above (namespaced graphs in CI)
-    Param('video_codec', 'off', 'Codec of the video stream on camera/image_raw/ffmpeg '
+    Param('video_codec', 'h264', 'Codec of the video stream on camera/image_raw/ffmpeg '
           '(ffmpeg_image_transport_msgs/FFMPEGPacket), encoded only while someone subscribes; '
           'off = no video publisher', allowed=tuple(video_codec.CODECS) + ('off',),
           read_only=True),

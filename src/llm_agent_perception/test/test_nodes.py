@@ -265,7 +265,7 @@ def test_video_stream_only_for_subscribers_keyed_for_each_and_decoded_by_the_dec
     from skimage.metrics import structural_similarity
     tester, executor, add = graph
     frames = [np.ascontiguousarray(f) for f in panning(150, 320, 240)][:60]
-    comp = add(ImageCompressor, video_codec='h264', video_gop=100)
+    comp = add(ImageCompressor, video_gop=100)
     pub = tester.create_publisher(Image, 'camera/image_raw', 10)
     sent = {}
 
