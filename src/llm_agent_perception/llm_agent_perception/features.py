@@ -7,6 +7,7 @@ target_visible, target_bearing and target_size are 0.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,16 @@ TARGET_HUES: Dict[str, Tuple[Tuple[int, int], ...]] = {
     'green': ((40, 85),),
     'blue': ((100, 130),),
 }
+
+
+_COLOUR_WORD = re.compile(r'\b(' + '|'.join(TARGET_HUES) + r')\b', re.IGNORECASE)
+
+
+def instruction_colour(text: str) -> Optional[str]:
+    """The first target colour an instruction names ('go to the blue one, then red' -> blue),
+    or None when it names none."""
+    match = _COLOUR_WORD.search(text or '')
+    return match.group(1).lower() if match else None
 
 
 def sector_ranges(ranges: Sequence[float], angle_min: float, angle_increment: float,

@@ -24,6 +24,7 @@ from llm_agent_common.node import (
 from nav_msgs.msg import Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
+from std_msgs.msg import String
 
 from llm_agent_interfaces.msg import Observation
 
@@ -33,7 +34,8 @@ PARAMS = [
     Param('rate_hz', 5.0, 'Observations published per second (at most)', range=(0.1, 50.0)),
     Param('hfov_deg', 60.0, 'Camera horizontal field of view, used until camera/camera_info '
           'gives K', range=(1.0, 179.0)),
-    Param('target_color', 'red', 'Colour of the target to look for',
+    Param('target_color', 'red', 'Colour of the target to look for while the instruction on '
+          'agent/instruction names none (an instruction naming a colour sets it)',
           allowed=tuple(features.TARGET_HUES)),
     Param('target_min_saturation', 100, 'HSV saturation a target pixel needs (0..255)',
           range=(0, 255)),
@@ -66,12 +68,14 @@ class Observer(GuardedNode):
         self._goal: Optional[Tuple[float, float]] = None
         self._k: Optional[Tuple[list, int]] = None
         self._target: Optional[Tuple[float, features.Target, float]] = None  # t, target, bearing
+        self._named_colour: Optional[str] = None    # the colour the last instruction names
         self._pub = self.create_publisher(Observation, 'agent/observation', 10)
         self.frames_detected = 0
         # The goal is rare and latched; every other input is read at each observation, newest
         # message only: one detection per observation instead of one per 30 Hz frame, and no
         # executor wake-up per odometry, scan or frame message.
         self.create_subscription(PoseStamped, 'goal_pose', self._on_goal, latched_qos())
+        self.create_subscription(String, 'agent/instruction', self._on_instruction, 10)
         self._inputs = [  # camera_info before the image: detection uses its K
             self.create_polled_subscription(LaserScan, 'scan/filtered', self._on_scan,
                                             sensor_qos(1)),
@@ -133,6 +137,18 @@ class Observer(GuardedNode):
         with self._lock:
             self._goal = (x, y)
 
+    def _on_instruction(self, msg: String) -> None:
+        colour = features.instruction_colour(msg.data[:10000])
+        with self._lock:
+            changed, self._named_colour = colour != self._named_colour, colour
+        if changed:
+            self.get_logger().info(f'looking for the {self._colour()} target '
+                                   f'({"named by the instruction" if colour else "target_color"})')
+
+    def _colour(self) -> str:
+        with self._lock:
+            return self._named_colour or self.params['target_color']
+
     def _on_info(self, msg: CameraInfo) -> None:
         k = list(msg.k)
         if msg.width > 0 and k[0] > 0 and all(math.isfinite(v) for v in k):
@@ -158,7 +174,7 @@ class Observer(GuardedNode):
             scale = p['detect_width'] / width
             bgr = cv2.resize(bgr, (p['detect_width'], max(1, round(bgr.shape[0] * scale))),
                              interpolation=cv2.INTER_AREA)
-        target = features.detect_target(bgr, p['target_color'], p['target_min_saturation'],
+        target = features.detect_target(bgr, self._colour(), p['target_min_saturation'],
                                         p['target_min_value'], p['target_min_size'])
         bearing = 0.0
         if target.visible:
@@ -190,7 +206,7 @@ class Observer(GuardedNode):
         values = features.feature_vector(scan[1], goal_f, target_f, twist[0], twist[1], scan[2])
         msg = Observation(feature_names=list(features.FEATURE_NAMES), feature_values=values,
                           summary=features.summary(features.FEATURE_NAMES, values,
-                                                   p['target_color']))
+                                                   self._colour()))
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = scan[3].frame_id
         self._pub.publish(msg)

@@ -22,6 +22,7 @@ from nav_msgs.msg import Odometry
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, LaserScan
+from std_msgs.msg import String
 
 from llm_agent_interfaces.msg import CompressedScan, Observation
 from llm_agent_perception import features
@@ -239,6 +240,43 @@ def test_observer_features_over_dds(graph, spin_until):
     assert f['target_size'] == pytest.approx(6400 / (640 * 480), rel=0.3)
     assert f['speed'] == pytest.approx(0.3) and f['yaw_rate'] == pytest.approx(-0.1)
     assert '\n' not in msg.summary and 'red target visible' in msg.summary
+
+
+def test_observer_looks_for_the_colour_the_instruction_names(graph, spin_until):
+    tester, executor, add = graph
+    add(Observer, rate_hz=10.0)
+    obs = collect(tester, Observation, 'agent/observation', 10)
+    scan_pub = tester.create_publisher(LaserScan, 'scan/filtered', sensor_qos(1))
+    img_pub = tester.create_publisher(Image, 'camera/image_raw', sensor_qos(1))
+    say = tester.create_publisher(String, 'agent/instruction', 10)
+    img = np.full((240, 320, 3), 90, np.uint8)
+    img[100:140, 40:80] = (200, 80, 40)        # a blue square (BGR) on the left; nothing red
+    r = np.full(360, 8.0)
+
+    def seen(summary):
+        return lambda: bool(obs) and summary in obs[-1].summary
+
+    def publish():
+        scan_pub.publish(scan_msg(r))
+        img_pub.publish(image_msg(img))
+
+    assert pump(executor, spin_until, publish, seen('red target unseen'))   # target_color
+    for text, summary in (('Go to the BLUE one, then come back', 'blue target visible'),
+                          ('stop as soon as you see green', 'green target unseen'),
+                          ('drive forward two metres', 'red target unseen')):
+        def publish_both(text=text):
+            say.publish(String(data=text))
+            publish()
+        assert pump(executor, spin_until, publish_both, seen(summary)), (text, obs[-1].summary)
+    f = dict(zip(obs[-1].feature_names, obs[-1].feature_values, strict=False))
+    assert f['target_visible'] == 0.0
+
+
+def test_instruction_colour_is_the_first_colour_word():
+    assert features.instruction_colour('go to the blue one, then the red one') == 'blue'
+    assert features.instruction_colour('Explore until you see GREEN.') == 'green'
+    assert features.instruction_colour('turn around; redo it') is None    # words, not letters
+    assert features.instruction_colour('') is None
 
 
 def test_node_module_exits_0_on_ctrl_c(ros_env):

@@ -19,6 +19,8 @@ World file schema (YAML, every length in metres, colours as a name or ``[r, g, b
       - {center: [1.0, 0.5], size: [0.6, 0.4], yaw: 0.0, colour: brown, height: 0.5}
     target:                         # required: the coloured target (an obstacle too)
       {center: [2.5, 0.0], size: [0.3, 0.3], colour: red, height: 0.4}
+    markers:                        # optional: more targets, each of a named colour of its own
+      - {center: [0.0, 2.5], size: [0.3, 0.3], colour: blue}
     goal: {x: 2.5, y: 0.0}          # optional, defaults to the target's centre
     start: {x: -2.0, y: 0.0, yaw: 0.0}   # required
 """
@@ -37,7 +39,8 @@ KIND_WALL, KIND_BOX, KIND_TARGET = 0, 1, 2
 KIND_NAMES = ('wall', 'box', 'target')
 
 # Named colours, RGB (converted to BGR for the bgr8 camera). The target's red is pure (255, 0, 0)
-# so perception can find it by colour; box colours stay clear of red hues.
+# so perception can find it by colour; box colours stay clear of the targets' hues (red, blue,
+# green, yellow), which the camera renders unshaded.
 PALETTE: Dict[str, Tuple[int, int, int]] = {
     'grey': (150, 150, 150),
     'gray': (150, 150, 150),
@@ -52,7 +55,9 @@ PALETTE: Dict[str, Tuple[int, int, int]] = {
     'red': (255, 0, 0),
 }
 
-_TOP_KEYS = {'name', 'wall_height_m', 'room', 'walls', 'boxes', 'target', 'goal', 'start'}
+_TOP_KEYS = {'name', 'wall_height_m', 'room', 'walls', 'boxes', 'target', 'markers', 'goal',
+             'start'}
+TARGET_COLOURS = ('red', 'blue', 'green', 'yellow')   # what perception can tell apart
 
 
 class WorldError(ValueError):
@@ -93,10 +98,12 @@ class World:
     def __init__(self, name: str, walls: Sequence[Tuple[Tuple[float, float], Tuple[float, float],
                                                         Tuple[int, int, int]]],
                  boxes: Sequence[Obstacle], target: Obstacle, goal: Tuple[float, float],
-                 start: Pose2D, wall_height_m: float = 1.0) -> None:
+                 start: Pose2D, wall_height_m: float = 1.0,
+                 markers: Sequence[Tuple[str, Obstacle]] = ()) -> None:
         self.name = name
         self.boxes = list(boxes)
         self.target = target
+        self.markers = [(str(colour), ob) for colour, ob in markers]
         self.goal = (float(goal[0]), float(goal[1]))
         self.start = start
         self.wall_height_m = float(wall_height_m)
@@ -113,7 +120,8 @@ class World:
             heights.append(self.wall_height_m)
             kinds.append(KIND_WALL)
             one_sided.append(False)
-        for kind, obstacles in ((KIND_BOX, self.boxes), (KIND_TARGET, [target])):
+        targets = [target] + [ob for _, ob in self.markers]
+        for kind, obstacles in ((KIND_BOX, self.boxes), (KIND_TARGET, targets)):
             for ob in obstacles:
                 corners = ob.corners()
                 for i in range(4):
@@ -139,6 +147,14 @@ class World:
         """Return a hashable description, equal for identical worlds."""
         return (self.name, self.segments.round(9).tobytes(), self.rgb.tobytes(),
                 self.heights.tobytes(), self.goal, dataclasses.astuple(self.start))
+
+    def targets(self) -> Dict[str, Obstacle]:
+        """Every target by colour name: the main target (its palette name, else 'target') and
+        the markers."""
+        names = {rgb: name for name, rgb in PALETTE.items()}
+        out = {names.get(tuple(self.target.rgb), 'target'): self.target}
+        out.update(self.markers)
+        return out
 
     def clearance(self, x: float, y: float) -> Tuple[float, int]:
         """Return the distance from (x, y) to the nearest segment, and that segment's index."""
@@ -269,6 +285,15 @@ def world_from_dict(data: Any, default_name: str = 'world') -> World:
         raise WorldError('boxes must be a list')
     boxes = [_obstacle(b, f'boxes[{i}]', 'brown', 0.5) for i, b in enumerate(box_list)]
     target = _obstacle(m['target'], 'target', 'red', 0.4)
+    marker_list = m.get('markers', [])
+    if not isinstance(marker_list, list):
+        raise WorldError('markers must be a list')
+    markers = []
+    for i, entry in enumerate(marker_list):
+        colour = entry.get('colour') if isinstance(entry, dict) else None
+        if colour not in TARGET_COLOURS:
+            raise WorldError(f'markers[{i}].colour must be one of {", ".join(TARGET_COLOURS)}')
+        markers.append((colour, _obstacle(entry, f'markers[{i}]', colour, 0.4)))
     goal = target.center
     if 'goal' in m:
         g = _mapping(m['goal'], 'goal', {'x', 'y'}, ('x', 'y'))
@@ -276,7 +301,7 @@ def world_from_dict(data: Any, default_name: str = 'world') -> World:
     s = _mapping(m['start'], 'start', {'x', 'y', 'yaw'}, ('x', 'y'))
     start = Pose2D(_number(s['x'], 'start.x'), _number(s['y'], 'start.y'),
                    _number(s.get('yaw', 0.0), 'start.yaw'))
-    world = World(name, walls, boxes, target, goal, start, wall_height)
+    world = World(name, walls, boxes, target, goal, start, wall_height, markers)
     clearance, _ = world.clearance(start.x, start.y)
     if clearance < ROBOT_RADIUS_M:
         raise WorldError(f'start must be at least {ROBOT_RADIUS_M} m from every wall and box '
@@ -356,9 +381,11 @@ def has_free_path(world: World, start: Tuple[float, float], goal: Tuple[float, f
 
 
 def generate_world(seed: int, goal_tolerance_m: float = 0.5, max_tries: int = 200) -> World:
-    """Generate a room with random boxes and a red target; the same seed gives the same world.
+    """Generate a room with random boxes, a red target (the goal) and blue and green markers;
+    the same seed gives the same world.
 
-    Every generated world has a free path from the start to within goal_tolerance_m of the goal.
+    Every generated world has a free path from the start to within goal_tolerance_m of the goal
+    and of each marker.
     """
     rng = np.random.default_rng(seed)
     for _ in range(max_tries):
@@ -381,13 +408,35 @@ def generate_world(seed: int, goal_tolerance_m: float = 0.5, max_tries: int = 20
                 reach = math.hypot(*size) / 2
                 if (math.hypot(c[0] - start.x, c[1] - start.y) > reach + ROBOT_RADIUS_M + 0.3
                         and math.hypot(c[0] - tc[0], c[1] - tc[1]) > reach + 0.7):
-                    colour = PALETTE['brown'] if rng.random() < 0.5 else PALETTE['blue']
+                    colour = PALETTE['brown'] if rng.random() < 0.5 else PALETTE['dark_grey']
                     boxes.append(Obstacle(c, size, float(rng.uniform(0, math.pi)), colour, 0.5))
                     break
-        world = World(f'generated_{seed}', walls, boxes, target, tc, start)
-        if has_free_path(world, (start.x, start.y), tc, goal_tolerance_m):
+        plain = World(f'generated_{seed}', walls, boxes, target, tc, start)
+        markers = _place_markers(rng, plain, half_w, half_h, ('blue', 'green'))
+        world = World(plain.name, walls, boxes, target, tc, start, markers=markers)
+        goals = [tc] + [ob.center for _, ob in markers]
+        if len(markers) == 2 and all(has_free_path(world, (start.x, start.y), g, goal_tolerance_m)
+                                     for g in goals):
             return world
     raise WorldError(f'seed {seed}: no world with a free path after {max_tries} tries')
+
+
+def _place_markers(rng: np.random.Generator, world: World, half_w: float, half_h: float,
+                   colours: Sequence[str]) -> List[Tuple[str, Obstacle]]:
+    """A 0.3 m marker of each colour at a free spot at least 1.2 m from the start, the target
+    and each other (fewer where no spot is found)."""
+    placed: List[Tuple[str, Obstacle]] = []
+    keep_away = [(world.start.x, world.start.y), world.target.center]
+    for colour in colours:
+        for _attempt in range(40):
+            c = (float(rng.uniform(-half_w + 0.6, half_w - 0.6)),
+                 float(rng.uniform(-half_h + 0.6, half_h - 0.6)))
+            if world.clearance(*c)[0] > 0.6 and all(
+                    math.hypot(c[0] - p[0], c[1] - p[1]) > 1.2 for p in keep_away):
+                placed.append((colour, Obstacle(c, (0.3, 0.3), 0.0, PALETTE[colour], 0.4)))
+                keep_away.append(c)
+                break
+    return placed
 
 
 # ----------------------------------------------------------------------------- simulation

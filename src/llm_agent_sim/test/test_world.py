@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from llm_agent_sim.render import Camera
 from llm_agent_sim.world import (
+    PALETTE,
     ROBOT_RADIUS_M,
     Sim,
     SimParams,
@@ -202,7 +203,13 @@ def test_generated_worlds_have_a_free_path_and_clear_start(seed):
     world = generate_world(seed, goal_tolerance_m=0.5)
     assert world.clearance(world.start.x, world.start.y)[0] >= ROBOT_RADIUS_M
     assert has_free_path(world, (world.start.x, world.start.y), world.goal, 0.5)
-    assert world.kinds.tolist().count(2) == 4                          # one target (4 edges)
+    assert world.kinds.tolist().count(2) == 12         # the red target and two markers, 4 edges each
+    targets = world.targets()
+    assert sorted(targets) == ['blue', 'green', 'red'] and targets['red'] is world.target
+    for colour, ob in targets.items():
+        assert has_free_path(world, (world.start.x, world.start.y), ob.center, 0.5), colour
+        others = [o.center for c, o in targets.items() if c != colour] + [(world.start.x, world.start.y)]
+        assert min(np.hypot(ob.center[0] - x, ob.center[1] - y) for x, y in others) > 1.2
 
 
 def test_scan_noise_depends_on_seed_and_step_only():
@@ -214,3 +221,19 @@ def test_scan_noise_depends_on_seed_and_step_only():
     scans = [sim.scan(noise_std_m=0.02) for sim in (a, b, c)]
     assert np.array_equal(scans[0], scans[1])
     assert not np.array_equal(scans[0], scans[2])
+
+
+def test_markers_from_a_world_file_are_targets_of_their_colour_and_seen_unshaded():
+    world = world_from_dict({'room': {'min': [-3, -3], 'max': [3, 3]},
+                             'target': {'center': [2.5, 0.0], 'size': [0.3, 0.3]},
+                             'markers': [{'center': [0.0, 1.5], 'size': [0.3, 0.3], 'colour': 'blue'}],
+                             'start': {'x': 0.0, 'y': 0.0, 'yaw': 1.5708}})
+    assert sorted(world.targets()) == ['blue', 'red']
+    bgr, _depth = Camera(160, 120).render(world, 0.0, 0.0, 1.5708)
+    def seen(colour):       # unshaded pixels of exactly that colour
+        return int(np.all(bgr == np.array(PALETTE[colour][::-1], np.uint8), axis=2).sum())
+    assert seen('blue') > 50 and seen('red') == 0     # facing the marker, the target behind
+    with pytest.raises(WorldError, match=r'markers\[0\]\.colour must be one of'):
+        world_from_dict({'target': {'center': [2.5, 0.0], 'size': [0.3, 0.3]},
+                         'markers': [{'center': [0.0, 1.5], 'size': [0.3, 0.3], 'colour': 'brown'}],
+                         'start': {'x': 0.0, 'y': 0.0}})
