@@ -126,10 +126,10 @@ def stop_demo(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def rules_only_file(ctx: BenchContext, workdir: str) -> str:
+def rules_only_file(config_dir: Optional[str], workdir: str) -> str:
     """The product's rules (the ones the brain would load) with GOAL_RULES appended."""
     import yaml
-    path = os.path.join(ctx.config_dir, 'rules.yaml') if ctx.config_dir else ''
+    path = os.path.join(config_dir, 'rules.yaml') if config_dir else ''
     if not os.path.isfile(path):
         from llm_agent_brain.rules import default_rules_path
         path = default_rules_path()
@@ -143,7 +143,8 @@ def rules_only_file(ctx: BenchContext, workdir: str) -> str:
     return out
 
 
-def brain_args(brain: str, ctx: BenchContext, workdir: str) -> List[str]:
+def brain_params(brain: str, config_dir: Optional[str], workdir: str) -> List[str]:
+    """decision_node parameters (NAME:=VALUE) of a brain; files it needs go to workdir."""
     params: List[str] = []
     if brain == 'llm_only':
         no_rules = os.path.join(workdir, 'no_rules.yaml')
@@ -156,8 +157,12 @@ def brain_args(brain: str, ctx: BenchContext, workdir: str) -> List[str]:
     elif brain == 'rules_only':
         # Tree and caches would only learn from the rules' own decisions: off, rules alone.
         params = ['enable_llm:=false', 'enable_tree:=false', 'enable_cache:=false',
-                  'enable_semantic_cache:=false', f'rules_file:={rules_only_file(ctx, workdir)}']
-    return [a for p in params for a in ('--brain-param', p)]
+                  'enable_semantic_cache:=false', f'rules_file:={rules_only_file(config_dir, workdir)}']
+    return params
+
+
+def brain_args(brain: str, ctx: BenchContext, workdir: str) -> List[str]:
+    return [a for p in brain_params(brain, ctx.config_dir, workdir) for a in ('--brain-param', p)]
 
 
 def run_demo(ctx: BenchContext, brain: str, seed: int, episodes: int, timeout_s: float,

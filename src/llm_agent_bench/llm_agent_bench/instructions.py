@@ -136,10 +136,13 @@ def parse_suite(data: Any, colours: Sequence[str], source: str = 'suite') -> Lis
     return kinds
 
 
-def load_suite(path: str, colours: Sequence[str]) -> List[Kind]:
+def load_suite(path: str, colours: Optional[Sequence[str]] = None) -> List[Kind]:
+    """Kinds of a suite file; colours default to those the built-in world's targets have."""
     import os
 
     import yaml
+    if colours is None:
+        from llm_agent_sim.world import TARGET_COLOURS as colours
     base = os.path.basename(path)
     try:
         with open(path, encoding='utf-8') as f:

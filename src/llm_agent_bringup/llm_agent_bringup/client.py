@@ -146,16 +146,24 @@ class AgentClient:
         """Engage or release the software stop (latched on agent/estop)."""
         self._estop_pub.publish(self._Bool(data=bool(engaged)))
 
-    def set_sim_seed(self, seed: int, timeout_s: float = 10.0) -> None:
-        """Set the built-in world's seed (applied at the next reset)."""
+    def set_sim_seed(self, seed: int, timeout_s: float = 10.0,
+                     world_file: Optional[str] = None) -> None:
+        """Set the built-in world's seed, and its world file if given ('' = generated from the
+        seed); both apply at the next reset."""
         from rclpy.parameter import Parameter
         from rclpy.parameter_client import AsyncParameterClient
         client = AsyncParameterClient(self.node, 'sim_world')
         if not client.wait_for_services(timeout_sec=timeout_s):
             raise ClientError('sim_world parameter services not available')
-        result = wait_future(client.set_parameters([Parameter('seed', value=seed)]), timeout_s)
+        params = [Parameter('seed', value=seed)]
+        if world_file is not None:
+            params.append(Parameter('world_file', value=world_file))
+        result = wait_future(client.set_parameters(params), timeout_s)
         if result is None or not all(r.successful for r in result.results):
-            raise ClientError(f'sim_world refused seed {seed}')
+            reasons = '; '.join(r.reason for r in (result.results if result else []) if r.reason)
+            raise ClientError(f'sim_world refused seed {seed}'
+                              + (f' / world {world_file!r}' if world_file is not None else '')
+                              + (f': {reasons}' if reasons else ''))
 
     def reset(self, timeout_s: float = 10.0) -> None:
         """Restart the built-in world's episode."""

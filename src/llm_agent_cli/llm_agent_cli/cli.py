@@ -1,5 +1,6 @@
 """`llm-agent`: start the suite's graph (`up`), list it (`nodes`), run the demo (`demo`),
-record the agent's topics to MCAP (`record`), measure it all (`bench`)."""
+record the agent's topics to MCAP (`record`), run the instruction suite (`eval`), measure it
+all (`bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument('--no-video', action='store_true',
                         help='leave out the camera video stream (recording it makes the image '
                         'compressor encode it)')
+    evaluate = sub.add_parser('eval', help='run the instruction suite with each brain and write '
+                                           'summary.json, report.md and a plot')
+    from .eval import add_eval_args
+    add_eval_args(evaluate)
     bench = sub.add_parser('bench', help='run the benchmarks and write a report folder '
                                          '(report.md, results.json, PNG plots)')
     from llm_agent_bench.report import add_bench_args
@@ -105,6 +110,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == 'bench':
             from llm_agent_bench.report import run_bench
             return run_bench(args)
+        if args.command == 'eval':
+            from .eval import run_eval
+            return run_eval(args)
         if args.command == 'record':
             from .record import run_record
             return run_record(args)
