@@ -1,6 +1,7 @@
 """Shared pytest fixtures: every ROS test gets its own DDS domain, and DDS stays on loopback."""
 import itertools
 import os
+import sys
 import time
 from typing import Callable
 
@@ -22,13 +23,26 @@ def _next_domain() -> int:
     return 1 + (_run_base - 1 + next(_domains)) % _MAX_DOMAIN
 
 
+def _scheduling_policies() -> tuple:
+    """This thread's policy as the kernel has it and as glibc remembers it for new threads."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    libc.pthread_getschedparam.argtypes = [ctypes.c_ulong, ctypes.c_void_p, ctypes.c_void_p]
+    policy, priority = ctypes.c_int(-1), ctypes.c_int(0)
+    libc.pthread_getschedparam(libc.pthread_self(), ctypes.byref(policy), ctypes.byref(priority))
+    return os.sched_getscheduler(0), policy.value
+
+
 @pytest.fixture(autouse=True)
 def _stays_time_shared():
-    """Fail the test that leaves this process real-time: every node and tool started later would
-    inherit it (SVT-AV1 did, and whole graphs spun at SCHED_FIFO 99 until CI timed out)."""
+    """Fail the test that leaves this process real-time: every node, tool and DDS thread started
+    later would inherit it (SVT-AV1 did, and whole graphs spun at SCHED_FIFO 99 until CI timed
+    out)."""
     yield
-    if hasattr(os, 'sched_getscheduler'):
-        assert os.sched_getscheduler(0) == os.SCHED_OTHER, 'this test left pytest real-time'
+    if sys.platform.startswith('linux'):
+        assert _scheduling_policies() == (os.SCHED_OTHER, os.SCHED_OTHER), \
+            'this test left pytest real-time (kernel, glibc)'
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ a keyframe, and turns each packet into a BGR frame or a clear `BadInput`.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,14 +32,28 @@ def _thread_policies() -> Dict[int, int]:
     return policies
 
 
+def _time_share_this_thread() -> None:
+    """SCHED_OTHER for the calling thread through pthread_setschedparam: glibc keeps the policy
+    it last set there and gives it to every thread this one starts later (Fast DDS's, for one),
+    whatever the kernel was told since."""
+    import ctypes
+    libc = ctypes.CDLL(None)
+    libc.pthread_self.restype = ctypes.c_ulong
+    libc.pthread_setschedparam.argtypes = [ctypes.c_ulong, ctypes.c_int, ctypes.c_void_p]
+    param = ctypes.c_int(0)                     # struct sched_param { int sched_priority; }
+    if libc.pthread_setschedparam(libc.pthread_self(), os.SCHED_OTHER, ctypes.byref(param)):
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 @contextmanager
 def no_new_realtime_threads():
     """Undo any real-time scheduling a codec gives threads while it opens.
 
     SVT-AV1 (libsvtav1), run as root, makes the thread that opens it and the ~20 it starts
-    SCHED_FIFO 99. Every process started from there inherits it, and a busy FIFO 99 thread
-    starves the rest of the machine: DDS threads, the model, the control loop (CI saw whole
-    graphs spin at 100 % and never stop). Threads that were real-time before stay so.
+    SCHED_FIFO 99. Every process and DDS thread started from there inherits it, and a busy
+    FIFO 99 thread starves the rest of the machine: DDS threads, the model, the control loop
+    (CI saw whole graphs spin at 100 % and never stop). Threads that were real-time before
+    stay so.
     """
     if not os.path.isdir('/proc/self/task'):    # not Linux: no such policy to undo
         yield
@@ -47,12 +62,17 @@ def no_new_realtime_threads():
     try:
         yield
     finally:
+        me = threading.get_native_id()
         for tid, policy in _thread_policies().items():
-            if policy in _REALTIME and before.get(tid) not in _REALTIME:
-                try:
+            if policy not in _REALTIME or before.get(tid) in _REALTIME:
+                continue
+            try:
+                if tid == me:
+                    _time_share_this_thread()
+                else:                           # the codec's own workers
                     os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                except OSError:
-                    pass
+            except OSError:
+                pass
 
 
 # Our codec names -> (FFmpeg encoder, FFmpeg decoder, Foxglove CompressedVideo.format).
