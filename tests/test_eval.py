@@ -1,5 +1,5 @@
 """`llm-agent eval`: the quick run on the real graph (the real model for the hybrid) writes the
-summary, report and plot the README describes; its scores are not asserted (a 15 s quick
+summary, report and plot the README describes; its scores are not asserted (a 10 s quick
 episode says little), their structure is. A bad suite or brain is refused before anything runs."""
 import json
 import os

@@ -34,7 +34,7 @@ from .demo import Episode, EpisodeRecorder, _dead_node_code, _wait_ready
 
 BRAINS = ('hybrid', 'llm_only', 'rules_only')
 QUICK_KINDS = ('go_to_colour', 'turn_left_90', 'stay_put')
-QUICK_LIMIT_S = 15.0          # sim seconds per quick episode: the structure, not the scores
+QUICK_LIMIT_S = 10.0          # sim seconds per quick episode: the structure, not the scores
 SETTLE_S = 2.0                # at rest this long with its checks met: the episode is over
 WARMUP_SEED = 100             # the hybrid's warm-up seeds; scored seeds are 1 ..
 POSE_PERIOD_S = 0.1           # odometry kept at 10 Hz: enough for every check
@@ -292,6 +292,23 @@ def plot(out: str, summary: Dict[str, Any]) -> None:
     plt.close(fig)
 
 
+def write_outputs(out: str, suite_path: str, quick: bool, seeds: int,
+                  kinds: List[suite_core.Kind], results: Dict[str, Any]) -> Dict[str, Any]:
+    names = [k.name for k in kinds]
+    summary = {'suite': suite_path, 'quick': bool(quick), 'seeds': seeds, 'kinds': names,
+               'cpu': f'{cpu_model()}, {os.cpu_count()} logical cores', 'brains': {}}
+    for brain, res in results.items():
+        summary['brains'][brain] = dict(brain_summary(res['episodes'], names),
+                                        **({'error': res['error']} if res.get('error') else {}))
+    with open(os.path.join(out, 'summary.json'), 'w', encoding='utf-8') as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out, 'episodes.json'), 'w', encoding='utf-8') as f:
+        json.dump({b: r['episodes'] for b, r in results.items()}, f, indent=1)
+    write_report(out, summary)
+    plot(out, summary)
+    return summary
+
+
 def run_eval(args: argparse.Namespace) -> int:
     config_dir = os.path.abspath(args.config) if args.config else default_config_dir()
     suite_path = args.suite or default_suite()
@@ -319,24 +336,15 @@ def run_eval(args: argparse.Namespace) -> int:
     workroot = tempfile.mkdtemp(prefix='llm_agent_eval_')
     stop = threading.Event()
     results: Dict[str, Any] = {}
+    summary: Dict[str, Any] = {'brains': {}}
     for brain in brains:
         if stop.is_set():
             break
         plans = plan_episodes(kinds, brain, seeds, args.quick)
         results[brain] = run_brain(brain, plans, args, config_dir,
                                    os.path.join(workroot, brain), stop)
-    names = [k.name for k in kinds]
-    summary = {'suite': suite_path, 'quick': bool(args.quick), 'seeds': seeds, 'kinds': names,
-               'cpu': f'{cpu_model()}, {os.cpu_count()} logical cores', 'brains': {}}
-    for brain, res in results.items():
-        summary['brains'][brain] = dict(brain_summary(res['episodes'], names),
-                                        **({'error': res['error']} if res.get('error') else {}))
-    with open(os.path.join(args.out, 'summary.json'), 'w', encoding='utf-8') as f:
-        json.dump(summary, f, indent=2)
-    with open(os.path.join(args.out, 'episodes.json'), 'w', encoding='utf-8') as f:
-        json.dump({b: r['episodes'] for b, r in results.items()}, f, indent=1)
-    write_report(args.out, summary)
-    plot(args.out, summary)
+        # Written after each brain: a long run stopped half-way keeps what it measured.
+        summary = write_outputs(args.out, suite_path, args.quick, seeds, kinds, results)
     for b, s in summary['brains'].items():
         rate = '-' if s['success_rate'] is None else f'{s["success_rate"]:.0%}'
         print(f'[eval] {b}: {s["successes"]}/{s["episodes"]} ({rate}), {s["collisions"]} '
