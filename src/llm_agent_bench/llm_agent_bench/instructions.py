@@ -140,18 +140,10 @@ def load_suite(path: str, colours: Optional[Sequence[str]] = None) -> List[Kind]
     """Kinds of a suite file; colours default to those the built-in world's targets have."""
     import os
 
-    import yaml
+    from llm_agent_common.config import read_yaml
     if colours is None:
         from llm_agent_sim.world import TARGET_COLOURS as colours
-    base = os.path.basename(path)
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise SuiteError(f'{base}: cannot read ({exc.strerror})') from None
-    except yaml.YAMLError as exc:
-        raise SuiteError(f'{base}: not valid YAML ({exc})') from None
-    return parse_suite(data, colours, base)
+    return parse_suite(read_yaml(path, SuiteError), colours, os.path.basename(path))
 
 
 # ------------------------------------------------------------------ what an episode recorded
@@ -208,11 +200,11 @@ class Visibility:
     """Whether a target is in the camera's view with nothing in between (the world's geometry)."""
 
     def __init__(self, world: Any) -> None:
-        self.world = world
+        from llm_agent_sim.world import ray_segment_distances
+        self.world, self._targets, self._rays = world, world.targets(), ray_segment_distances
 
     def __call__(self, colour: str, x: float, y: float, yaw: float) -> bool:
-        from llm_agent_sim.world import ray_segment_distances
-        ob = self.world.targets().get(colour)
+        ob = self._targets.get(colour)
         if ob is None:
             return False
         dx, dy = ob.center[0] - x, ob.center[1] - y
@@ -221,7 +213,7 @@ class Visibility:
             return True
         if abs(math.remainder(math.atan2(dy, dx) - yaw, 2 * math.pi)) > HALF_FOV_RAD:
             return False
-        hits = ray_segment_distances(x, y, np.array([[dx / dist, dy / dist]]), self.world.segments)
+        hits = self._rays(x, y, np.array([[dx / dist, dy / dist]]), self.world.segments)
         return float(hits.min()) >= dist - 0.5 * math.hypot(*ob.size) - 1e-6
 
 

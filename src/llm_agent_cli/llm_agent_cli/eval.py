@@ -27,6 +27,7 @@ from llm_agent_bringup.client import AgentClient
 from llm_agent_bringup.graph import default_config_dir, load_graph, select
 from llm_agent_bringup.launcher import Launcher
 from llm_agent_bringup.sim_config import GENERATED, world_for_plot
+from llm_agent_common.angles import yaw_from_quaternion
 
 from llm_agent_bench import instructions as suite_core
 
@@ -75,16 +76,15 @@ class Plan:
 def plan_episodes(kinds: List[suite_core.Kind], brain: str, seeds: int, quick: bool) -> List[Plan]:
     """Scored episodes use seeds 1..N and paraphrases 2.. in turn; the hybrid's warm-up uses the
     first paraphrase on seeds the scored pass never sees."""
+    def limit(kind: suite_core.Kind) -> float:
+        return min(kind.time_limit_s, QUICK_LIMIT_S) if quick else kind.time_limit_s
     plans: List[Plan] = []
+    if brain == 'hybrid' and not quick:
+        plans += [Plan(kind, kind.paraphrases[0], WARMUP_SEED + i, limit(kind), False)
+                  for i, kind in enumerate(kinds)]
     for kind in kinds:
-        limit = min(kind.time_limit_s, QUICK_LIMIT_S) if quick else kind.time_limit_s
-        if brain == 'hybrid' and not quick:
-            plans.append(Plan(kind, kind.paraphrases[0], WARMUP_SEED + len(plans), limit, False))
-    for kind in kinds:
-        limit = min(kind.time_limit_s, QUICK_LIMIT_S) if quick else kind.time_limit_s
         others = kind.paraphrases[1:]
-        for s in range(seeds):
-            plans.append(Plan(kind, others[s % len(others)], 1 + s, limit))
+        plans += [Plan(kind, others[s % len(others)], 1 + s, limit(kind)) for s in range(seeds)]
     return plans
 
 
@@ -102,7 +102,6 @@ class TraceRecorder(EpisodeRecorder):
 
     def _on_odom(self, msg) -> None:
         super()._on_odom(msg)
-        from llm_agent_common.angles import yaw_from_quaternion
         with self.lock:
             tr, start = self.trace, self.episode_start
             if tr is None or start is None or self.episode is None:
