@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from llm_agent_brain.bert_encoder import BertEncoder, EncoderFormatError
 from llm_agent_brain.decision_types import Choice
 
 FeatureKey = Tuple[Tuple[str, int], ...]
@@ -77,6 +79,20 @@ def feature_key(features: Mapping[str, float], bins: Mapping[str, Tuple[float, O
 def normalise_instruction(text: str) -> str:
     """Lower case, single spaces, no trailing punctuation: trivial variants share a key."""
     return ' '.join(text.lower().split()).rstrip('.!?')
+
+
+# Words a paraphrase must keep: sentence embeddings place "turn left 90 degrees" close to "turn
+# left 45 degrees" (0.90 with MiniLM) and "go to the red target" close to "... blue target"
+# (0.82), above the threshold, yet their decisions differ.
+_SLOTS = re.compile(r'[-+]?\d+(?:\.\d+)?|\b(?:left|right|forward|forwards|back|backward|backwards|'
+                    r'red|green|blue|yellow|orange|purple|pink|brown|black|white|gr[ae]y)\b',
+                    re.IGNORECASE)
+
+
+def instruction_slots(text: str) -> Tuple[str, ...]:
+    """The numbers, directions and colours an instruction names, sorted: two instructions share
+    a semantic cache entry only when these are equal."""
+    return tuple(sorted(m.lower() for m in _SLOTS.findall(text)))
 
 
 def key_text(key: ExactKey) -> str:
@@ -140,6 +156,16 @@ class ExactCache:
         return key in self._d
 
 
+class _SentenceTransformerEncoder:
+    """Any other sentence-transformers model (a hub id or folder), with BertEncoder's call."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.model.encode([text], normalize_embeddings=True)[0]
+
+
 class Embedder:
     """Sentence embeddings, the model loaded on first use and once; embeddings memoised by text."""
 
@@ -159,10 +185,13 @@ class Embedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault('HF_HUB_OFFLINE', '1')
-            from sentence_transformers import SentenceTransformer
-            self._model = SentenceTransformer(self.model_name or self.packaged_model_dir(),
-                                              device='cpu')
+            folder = self.model_name or self.packaged_model_dir()
+            try:  # a mean-pooled BERT (the packaged MiniLM): numpy, no torch in the process
+                self._model = BertEncoder(folder)
+            except EncoderFormatError:
+                os.environ.setdefault('HF_HUB_OFFLINE', '1')
+                from sentence_transformers import SentenceTransformer
+                self._model = _SentenceTransformerEncoder(SentenceTransformer(folder, device='cpu'))
             self.loads += 1
         return self._model
 
@@ -173,7 +202,7 @@ class Embedder:
                 self._memo.move_to_end(text)
                 return v
             model = self._load()
-            v = np.asarray(model.encode([text], normalize_embeddings=True)[0], dtype=np.float32)
+            v = np.asarray(model.encode(text), dtype=np.float32)
             self._memo[text] = v
             while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
@@ -183,6 +212,7 @@ class Embedder:
 @dataclass
 class _SemEntry:
     instruction: str
+    slots: Tuple[str, ...]
     vec: np.ndarray
     choice: Choice
     t: float
@@ -208,6 +238,7 @@ class SemanticCache:
             self.misses += 1
             return None
         vec = self.embedder.encode(instruction)
+        slots = instruction_slots(instruction)
         best: Optional[Tuple[float, ExactKey, _SemEntry]] = None
         now = self.clock()
         with self._lock:
@@ -217,6 +248,8 @@ class SemanticCache:
                     continue
                 if now - e.t > self.ttl_s:
                     self._drop(k)
+                    continue
+                if e.slots != slots:
                     continue
                 sim = float(np.dot(vec, e.vec))
                 if best is None or sim > best[0]:
@@ -236,8 +269,8 @@ class SemanticCache:
         with self._lock:
             if key not in self._d:
                 self._by_fkey.setdefault(fkey, []).append(key)
-            self._d[key] = _SemEntry(instruction, vec, replace(choice, params=dict(choice.params)),
-                                     self.clock())
+            self._d[key] = _SemEntry(instruction, instruction_slots(instruction), vec,
+                                     replace(choice, params=dict(choice.params)), self.clock())
             self._d.move_to_end(key)
             while len(self._d) > self.size:
                 self._drop(next(iter(self._d)))

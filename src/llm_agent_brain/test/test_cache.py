@@ -1,4 +1,5 @@
 """Caches: feature discretisation, exact LRU/TTL, semantic hits on paraphrases (real MiniLM)."""
+import numpy as np
 import pytest
 from llm_agent_brain.cache import (
     CacheConfigError,
@@ -75,15 +76,34 @@ def test_semantic_cache_hits_paraphrase_not_other_task(embedder):
     assert hit is not None and hit[0].skill == 'approach_target' and hit[1] >= 0.75
     assert hit[2] == ('go to the red ball', fkey)
     assert cache.lookup(fkey, 'say hello to everyone') is None       # another task
+    # close in meaning, but another colour or number: a different decision
+    assert cache.lookup(fkey, 'go to the blue ball') is None
+    cache.put(('turn left 45 degrees', fkey), Choice('turn', {'angle': 0.785}))
+    assert cache.lookup(fkey, 'turn left 90 degrees') is None
+    assert cache.lookup(fkey, 'turn left by 45 degrees')[0].params == {'angle': 0.785}
     assert cache.lookup((('front_range', 7),), 'go to the red ball') is None   # other features
-    assert (cache.hits, cache.misses) == (1, 2)
+    assert (cache.hits, cache.misses) == (2, 4)
     assert embedder.loads == 1
     # eviction drops the entry and, under the same features, the same choice for paraphrases
     cache.put(('move to the red ball', fkey), Choice('approach_target'))
     assert cache.evict(('go to the red ball', fkey), 'approach_target', {}) == 2
     assert cache.lookup(fkey, 'drive to the red ball') is None
     cache.put(('go to the red ball', fkey), Choice('approach_target'))
-    assert cache.clear() == 1 and len(cache) == 0
+    assert cache.clear() == 2 and len(cache) == 0
+
+
+def test_the_numpy_encoder_embeds_as_sentence_transformers_does(embedder):
+    # The embedder runs the packaged MiniLM in numpy (no torch in the brain process); the
+    # reference is sentence-transformers on the same folder.
+    from llm_agent_brain.bert_encoder import BertEncoder
+    from sentence_transformers import SentenceTransformer
+    texts = ['go to the red target', 'drive to the red ball', 'stop now', 'x' * 600, '']
+    assert isinstance(embedder._load(), BertEncoder)
+    mine = np.stack([embedder.encode(t) for t in texts])
+    ref = SentenceTransformer(Embedder.packaged_model_dir(), device='cpu').encode(
+        texts, normalize_embeddings=True)
+    assert np.allclose(mine, ref, atol=2e-5), np.abs(mine - ref).max()
+    assert np.allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-5)
 
 
 def test_semantic_cache_ttl(embedder):
