@@ -39,6 +39,11 @@ $(VENV)/.stamp-deps: $(VENV)/.stamp-venv requirements/torch.txt requirements/ros
 	echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > $(SITE)/llm_agent_env.pth
 	touch $@
 
+# llama.cpp is compiled from source (once per machine: pip caches the wheel).
+$(VENV)/.stamp-llama: $(VENV)/.stamp-deps requirements/llama.txt tools/install_llama_cpp.sh
+	tools/install_llama_cpp.sh $(VENV)
+	touch $@
+
 $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(wildcard src/llm_agent_interfaces/*/* src/llm_agent_interfaces/*.*)
 	tools/build_interfaces.sh $(VENV)
 	touch $@
@@ -50,7 +55,7 @@ $(VENV)/.stamp-ros2-tools: $(VENV)/.stamp-interfaces requirements/ros2-tools.txt
 # Editable installs, and the ament index entries and lib/<package>/ executables colcon
 # --symlink-install would make, so that `ros2 run`/launch_ros find the nodes and nodes find share/<pkg>/package.xml and share/llm_agent_bringup/{config,launch} (links to the
 # top-level folders that bringup owns) with nothing sourced.
-$(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(ROS2_TOOLS_STAMP) $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml) $(wildcard launch/*.py)
+$(VENV)/.stamp-packages: $(VENV)/.stamp-interfaces $(VENV)/.stamp-llama $(ROS2_TOOLS_STAMP) $(foreach p,$(PKGS),src/$(p)/setup.py src/$(p)/package.xml) $(wildcard launch/*.py)
 	$(PIP) install -q --no-build-isolation --no-deps $(foreach p,$(PKGS),-e src/$(p))
 	for p in $(PKGS); do \
 	  mkdir -p $(VENV)/share/$$p $(VENV)/share/ament_index/resource_index/packages; \

@@ -7,7 +7,7 @@ Arguments (`ros2 launch launch/agent.launch.py --show-args`):
                           the world or Gazebo runs in another process or container)
   namespace:=robot1       one namespace for every node (relative topic names follow it)
   config:=/path           folder with graph.yaml and the parameter files
-  backend:=transformers|openai, model:=<id or path>   decision_node parameter overrides
+  backend:=auto|llamacpp|transformers|openai, model:=<id or path>   decision_node parameter overrides
   only:=a,b / without:=a,b    pick nodes or groups, as `llm-agent up --only/--without`
   cmd_vel_stamped:=''|true|false  cmd_vel as TwistStamped (Jazzy's diff_drive_controller, Nav2)
                           on the skill server and the built-in world (empty: the config files)

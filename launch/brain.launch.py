@@ -1,6 +1,6 @@
 """The decision node alone (group `brain` of config/graph.yaml).
 
-Arguments: namespace, config, use_sim_time, backend (transformers|openai), model.
+Arguments: namespace, config, use_sim_time, backend (auto|llamacpp|transformers|openai), model.
 
 Run for real by the launch tests in test/launch/ (`make test`).
 Nodes, parameter files and the sim-time rule come from config/graph.yaml through

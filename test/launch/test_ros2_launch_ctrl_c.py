@@ -18,10 +18,11 @@ NODES = 7
 READY = 'backend ready'
 
 
-def _launch_and_stop(env: dict, tmp_path, signals, wait_for: str, at_least_s: float) -> str:
+def _launch_and_stop(env: dict, tmp_path, signals, wait_for: str, at_least_s: float,
+                     args: tuple = ()) -> str:
     log_path = tmp_path / 'launch.log'
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen([ROS2, 'launch', 'llm_agent_bringup', 'agent.launch.py'],
+        proc = subprocess.Popen([ROS2, 'launch', 'llm_agent_bringup', 'agent.launch.py', *args],
                                 env=env, stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         start = time.monotonic()
@@ -55,9 +56,11 @@ def _launch_and_stop(env: dict, tmp_path, signals, wait_for: str, at_least_s: fl
 def test_ctrl_c_ends_every_node_cleanly(case, ros_env, tmp_path):
     signals = {'twice': [signal.SIGINT, signal.SIGINT],
                'sigterm': [signal.SIGTERM]}.get(case, [signal.SIGINT])
-    # 'loading': stop 3 s after the start, while the model loads; the others once it is ready.
+    # 'loading': stop 3 s after the start, while the model loads (the transformers backend: it
+    # loads for seconds, llama.cpp in under one); the others once it is ready.
     wait_for, at_least = ('', 3.0) if case == 'loading' else (READY, 0.0)
-    text = _launch_and_stop(ros_env, tmp_path, signals, wait_for, at_least)
+    args = ('backend:=transformers',) if case == 'loading' else ()
+    text = _launch_and_stop(ros_env, tmp_path, signals, wait_for, at_least, args)
     if case == 'loading':
         assert READY not in text.split('sending signal')[0], 'the model was not loading any more'
     assert text.count('process has finished cleanly') == NODES, text[-4000:]

@@ -38,6 +38,7 @@ from .echo_server import SERVICE as ECHO_SERVICE
 TREE_INSTRUCTION = 'explore the room'      # warmed, then the tree is trained on it
 CACHE_INSTRUCTION = 'patrol the corridor'  # warmed after training: only the cache knows it
 PATHS = ('echo', 'echo_process', 'rule', 'tree', 'cache', 'llm')
+LLAMA_ROW = 'compact, llama.cpp'
 ECHOES = ('echo', 'echo_process')   # served by bare echoes, not by the decision node
 MODES = (('scored_cached', 'scored choice + prefix cache'),
          ('scored_nocache', 'scored choice, no prefix cache'),
@@ -312,12 +313,29 @@ def run(ctx: BenchContext) -> Section:
     modes: Dict[str, Dict[str, Any]] = {}
     prompts: Dict[str, Dict[str, Any]] = {}
     if backend is not None:
-        ctx.log(f'  LLM answering modes on {mode_n} situations ...')
-        modes = mode_rows(compare_modes(backend, bench.node.catalog, SITUATIONS[:mode_n]))
+        # The answering modes and prompt styles are the transformers backend's (nf4, the CPU
+        # default before llama.cpp); the node's own runtime is scored on the same cases.
+        reference = backend_from_params({**bench.node.params.values, 'backend': 'transformers'})
+        try:
+            reference.load()
+        except BackendError as exc:
+            notes.append(f'Prompt and mode rows missing: nf4 could not load here: {exc}')
+            reference = None
         cases = labelled_cases()
         cases = cases if not ctx.quick else cases[::16]
-        ctx.log(f'  prompt styles on {len(cases)} labelled decisions ...')
-        prompts = prompt_rows(compare_prompts(backend, bench.node.catalog, cases))
+        raw: Dict[str, Dict[str, Any]] = {}
+        if reference is not None:
+            ctx.log(f'  LLM answering modes on {mode_n} situations ...')
+            modes = mode_rows(compare_modes(reference, bench.node.catalog, SITUATIONS[:mode_n]))
+            ctx.log(f'  prompt styles on {len(cases)} labelled decisions ...')
+            raw.update(compare_prompts(reference, bench.node.catalog, cases))
+            reference.close()
+        if getattr(backend, 'name', '') == 'llamacpp':
+            ctx.log(f'  llama.cpp on {len(cases)} labelled decisions ...')
+            raw.update(compare_prompts(backend, bench.node.catalog, cases,
+                                       ((LLAMA_ROW, 'compact', True),)))
+        prompts = prompt_rows(raw)
+        backend.close()
     paths = path_rows(times, wrong)
     section = _section(ctx, paths, modes, llm_info, dict(seen), stats, notes, rounds, warm_n,
                        len(cached))
@@ -356,7 +374,9 @@ def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
              'compact, two passes': 'compact, two passes (the observation, then the candidates '
                                     'as a batch)',
              'compact': 'compact, one pass (instruction in the cached prefix, one observation '
-                        'line, candidates as a prefix tree): the default'}
+                        'line, candidates as a prefix tree)',
+             LLAMA_ROW: 'compact, one pass, on llama.cpp (the GGUF\'s Q4_1 weights): the CPU '
+                        'default'}
     section.tables.append(Table(
         'Prompt styles and scoring on the labelled decisions (data/labelled_decisions.yaml), '
         'same model: ratios to the verbose prompt in two passes',
@@ -383,6 +403,14 @@ def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
                 f'the same answer on {two["same_as_one_pass"]} of {two["n"]} cases; against the '
                 f'verbose prompt in two passes {c["x_verbose_ms"] or float("nan"):.2f}x the wall '
                 f'time (target 0.3x)')
+    q = rows.get(LLAMA_ROW)
+    if q and v and c:
+        section.findings.append(
+            f'llama.cpp (the CPU default): {q["cached_ms"]:.0f} ms per decision, '
+            f'{q["x_verbose_ms"] or float("nan"):.2f}x the nf4 verbose prompt\'s wall time '
+            f'(target 0.3x) and {ratio_or_none(q["cached_ms"], c["cached_ms"]) or float("nan"):.2f}x '
+            f'nf4 on the same compact prompt; accuracy {q["accuracy"]:.0%} (nf4 compact '
+            f'{c["accuracy"]:.0%}); a new instruction\'s first decision {q["first_ms"]:.0f} ms')
     section.data['prompts'] = rows
 
 

@@ -32,7 +32,9 @@ SITUATIONS: Tuple[Situation, ...] = (
     Situation({'front_range': 2.0, 'target_visible': 0.0}, 'a closed door', 'wait 4 seconds'),
 )
 
-# (label, TransformersBackend options); fp32 first: it is the baseline of the others.
+LLAMA_LABEL = 'llama.cpp Q8_0 (the CPU default)'
+# (label, backend options: TransformersBackend's unless `backend` names another); fp32 first:
+# it is the baseline of the others.
 SETTINGS: Tuple[Tuple[str, Dict[str, Any]], ...] = (
     ('fp32', {'quantization': 'fp32'}),
     ('bf16', {'quantization': 'bf16'}),
@@ -42,7 +44,22 @@ SETTINGS: Tuple[Tuple[str, Dict[str, Any]], ...] = (
     ('nf4 (compute bf16)', {'quantization': 'nf4', 'compute_dtype': 'bfloat16'}),
     ('fp4 (compute fp32)', {'quantization': 'fp4', 'compute_dtype': 'float32'}),
     ('fp32 pruned 30%', {'quantization': 'fp32', 'prune_amount': 0.3}),
+    (LLAMA_LABEL, {'backend': 'llamacpp', 'gguf_type': 'Q8_0'}),
+    ('llama.cpp Q4_0', {'backend': 'llamacpp', 'gguf_type': 'Q4_0'}),
+    ('llama.cpp Q4_1 (the GGUF as shipped)', {'backend': 'llamacpp', 'gguf_type': ''}),
 )
+
+
+def make_setting_backend(options: Dict[str, Any], device: str = 'cpu') -> Any:
+    """The (not loaded) backend of one SETTINGS entry."""
+    options = dict(options)
+    if options.pop('backend', 'transformers') == 'llamacpp':
+        from llm_agent_brain.backends.llamacpp import LlamaCppBackend
+        if device != 'cpu':
+            raise BackendError('llama.cpp is built here for the CPU only')
+        return LlamaCppBackend(**options)
+    from llm_agent_brain.backends.transformers import TransformersBackend
+    return TransformersBackend(device=device, **options)
 
 
 class _Once(logging.Filter):
@@ -98,14 +115,17 @@ def time_choices(backend: Any, catalog: Any, situations: Sequence[Situation],
 def measure_setting(options: Dict[str, Any], catalog: Any, situations: Sequence[Situation],
                     device: str = 'cpu', repeats: int = 1) -> Dict[str, Any]:
     """Load one setting, time its choices, free it. {'error': why} when it cannot load here."""
-    from llm_agent_brain.backends.transformers import TransformersBackend
     from llm_agent_brain.quantization import measured_sparsity
-    backend = TransformersBackend(device=device, **options)
-    t0 = time.perf_counter()
     try:
+        backend = make_setting_backend(options, device)
+        t0 = time.perf_counter()
         backend.load()
         load_s = time.perf_counter() - t0
         skills, times, cpu = time_choices(backend, catalog, situations, repeats)
+        if backend.name == 'llamacpp':
+            return {'memory_mb': backend.info()['memory_mb'], 'load_s': load_s,
+                    'times_ms': times, 'cpu_ms': cpu, 'skills': skills, 'sparsity': 0.0,
+                    'device': 'cpu'}
         sparsity = backend.loaded.sparsity
         if options.get('prune_amount') and options['quantization'] in ('fp32', 'fp16', 'bf16'):
             sparsity = measured_sparsity(backend.model)
@@ -115,8 +135,33 @@ def measure_setting(options: Dict[str, Any], catalog: Any, situations: Sequence[
     except BackendError as exc:  # a setting this machine cannot run is a row, not a crash
         return {'error': str(exc).splitlines()[0][:300]}
     finally:
-        del backend
+        backend = None
         gc.collect()
+
+
+def labelled_agreement(catalog: Any, cases: Sequence[Dict[str, Any]],
+                       settings: Sequence[Tuple[str, Dict[str, Any]]]) -> Dict[str, List[str]]:
+    """Each setting's skill per labelled case (the compact prompt, prompt caches kept)."""
+    out: Dict[str, List[str]] = {}
+    sits = [Situation({k: float(v) for k, v in c['features'].items()}, c.get('summary', ''),
+                      c['instruction']) for c in cases]
+    for label, options in settings:
+        backend = make_setting_backend(options)
+        try:
+            backend.load()
+            out[label] = []
+            for sit in sits:
+                try:
+                    out[label].append(backend.choose(sit, catalog).skill)
+                except BackendError:
+                    out[label].append('')
+        except BackendError:
+            out.pop(label, None)
+        finally:
+            backend.close()
+            backend = None
+            gc.collect()
+    return out
 
 
 def compare_modes(backend: Any, catalog: Any,
@@ -142,7 +187,7 @@ def compare_modes(backend: Any, catalog: Any,
     for sit in situations:
         backend.prepare(catalog, sit.instruction)  # as the node does when an instruction arrives
         timed_choice('scored_cached', sit)
-        backend._prefix.clear()  # the whole prompt is encoded again (and cached for the next)
+        backend.clear_prefixes()  # the whole prompt is encoded again (and cached for the next)
         timed_choice('scored_nocache', sit)
         backend.mode = 'generate'
         try:
@@ -177,7 +222,7 @@ def compare_prompts(backend: Any, catalog: Any, cases: Sequence[Dict[str, Any]],
     out: Dict[str, Dict[str, Any]] = {}
     for label, style, one_pass in configs:
         backend.prompt_style, backend.one_pass = style, one_pass
-        backend._prefix.clear()
+        backend.clear_prefixes()
         first, cached, tokens, cpu, skills = [], [], [], [], []
         right, seen = 0, set()
 
@@ -208,5 +253,5 @@ def compare_prompts(backend: Any, catalog: Any, cases: Sequence[Dict[str, Any]],
                       'tokens': tokens, 'cached_ms': cached, 'cached_cpu_ms': cpu,
                       'first_ms': first, 'skills': skills}
     backend.prompt_style, backend.one_pass = 'compact', True
-    backend._prefix.clear()
+    backend.clear_prefixes()
     return out

@@ -11,7 +11,7 @@ from llm_agent_bench.model_bench import agreement
 
 from .core import BenchContext, Section, Table, busy_factor, figure, ratio, save_plot
 
-QUICK_SETTINGS = ('fp32', 'nf4 (compute fp32)', 'int8')
+QUICK_SETTINGS = ('fp32', 'nf4 (compute fp32)', 'int8', 'llama.cpp Q8_0 (the CPU default)')
 
 
 def setting_rows(measured: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -68,10 +68,17 @@ def _plot(ctx: BenchContext, rows: List[Dict[str, Any]]) -> Optional[str]:
 
 
 def run(ctx: BenchContext) -> Section:
-    from llm_agent_brain.backends.transformers import cpu_threads
+    from llm_agent_brain.backends.base import cpu_threads
     from llm_agent_common.catalog import load_catalog
 
-    from llm_agent_bench.model_bench import SETTINGS, SITUATIONS, measure_setting, quiet_model_logs
+    from llm_agent_bench.model_bench import (
+        SETTINGS,
+        SITUATIONS,
+        labelled_agreement,
+        labelled_cases,
+        measure_setting,
+        quiet_model_logs,
+    )
     quiet_model_logs()
     skills_file = os.path.join(ctx.config_dir, 'skills.yaml') if ctx.config_dir else None
     catalog = load_catalog(skills_file if skills_file and os.path.exists(skills_file) else None)
@@ -82,6 +89,8 @@ def run(ctx: BenchContext) -> Section:
     measured = []
     for device in devices:
         for label, options in settings:
+            if device != 'cpu' and options.get('backend') == 'llamacpp':
+                continue  # built here for the CPU
             ctx.log(f'  {device} {label} ...')
             m = measure_setting(options, catalog, situations, device, repeats)
             measured.append(dict(m, label=label, device=device))
@@ -98,16 +107,43 @@ def run(ctx: BenchContext) -> Section:
                                   'x fp32', 'CPU ms', 'agrees with fp32', 'sparsity', 'note'],
                   [fmt(r) for r in rows])
     plot = _plot(ctx, rows)
+    cases = labelled_cases()
+    cases = cases if not ctx.quick else cases[::16]
+    ctx.log(f'  fp32, nf4 and the llama.cpp rows on {len(cases)} labelled decisions ...')
+    chosen = labelled_agreement(catalog, cases, [s for s in settings
+                                                 if s[0] in ('fp32', 'nf4 (compute fp32)')
+                                                 or s[0].startswith('llama')])
+    agree_rows = []
+    for label, skills in chosen.items():
+        right = sum(s in c['accept'] for s, c in zip(skills, cases))
+        same = agreement(skills, chosen['fp32']) if 'fp32' in chosen else None
+        agree_rows.append({'label': label, 'n': len(cases), 'right': right,
+                           'accuracy': right / max(1, len(cases)), 'agrees_with_fp32': same})
+    agree_table = Table(f'The labelled decisions ({len(cases)}, data/labelled_decisions.yaml): '
+                        'accuracy and agreement with fp32\'s choices',
+                        ['setting', 'cases', 'right', 'accuracy', 'same skill as fp32'],
+                        [[r['label'], r['n'], r['right'], f'{r["accuracy"]:.0%}',
+                          '' if r['agrees_with_fp32'] is None else f'{r["agrees_with_fp32"]:.0%}']
+                         for r in agree_rows])
     findings = []
+    for r in agree_rows:
+        if r['label'] != 'fp32' and r['agrees_with_fp32'] is not None:
+            findings.append(f'{r["label"]}: the same skill as fp32 on {r["agrees_with_fp32"]:.0%} '
+                            f'of {r["n"]} labelled decisions (target for the CPU default 95 %), '
+                            f'accuracy {r["accuracy"]:.0%}')
     for r in rows:
-        if r['label'] in ('nf4 (compute fp32)', 'int8', 'bf16') and r['memory_ratio'] is not None:
+        if r['label'] in ('nf4 (compute fp32)', 'int8', 'bf16') or r['label'].startswith('llama') \
+                and r['memory_ratio'] is not None:
             findings.append(f'{r["device"]} {r["label"]}: {r["memory_ratio"]:.2f}x fp32\'s memory '
                             f'({r["memory_mb"]:.0f} MB), {r["latency_ratio"]:.2f}x its decision '
                             f'latency ({r["median_ms"]:.0f} ms; CPU time {r["cpu_ratio"]:.2f}x), '
                             f'same skill as fp32 in {r["agreement"]:.0%} of situations')
     failed = [f'{r["device"]} {r["label"]}' for r in rows if r['error'] is not None]
-    notes = [f'Packaged SmolLM2-135M-Instruct, scored choice with the prefix cache, torch CPU '
-             f'threads {cpu_threads(0)} (the node default: all cores but one). Latency = median of '
+    notes = [f'Packaged SmolLM2-135M-Instruct, scored choice with the prefix cache, CPU '
+             f'threads {cpu_threads(0)} (torch or llama.cpp; the node default: all cores but one). '
+             'llama.cpp rows: llama-cpp-python built here by `make setup`, on the shipped Q4_1 GGUF '
+             'as it is or requantized once (Q8_0, Q4_0); their memory is the GGUF\'s weights. '
+             'Latency = median of '
              'every choice after one warm-up call (CPU ms: the deciding thread\'s CPU time, which load '
              'from other processes does not inflate); memory = the weights\' footprint '
              '(model.get_memory_footprint()), not the process RSS.']
@@ -116,7 +152,8 @@ def run(ctx: BenchContext) -> Section:
                      'their baseline) run only with `--device cuda` on a GPU host.')
     if ctx.quick:
         notes.append(f'Quick run: settings {", ".join(QUICK_SETTINGS)} only; the full run adds '
-                     'bf16, fp16, nf4 with bf16 compute, fp4 and 30 % magnitude pruning.')
+                     'bf16, fp16, nf4 with bf16 compute, fp4, 30 % magnitude pruning and llama.cpp '
+                     'Q4_0 and Q4_1.')
     cpu_rows = [r for r in rows if r['device'] == 'cpu' and r['median_ms'] is not None]
     busy = busy_factor([r['median_ms'] for r in cpu_rows], [r['median_cpu_ms'] for r in cpu_rows])
     if busy > 1.5:
@@ -125,7 +162,9 @@ def run(ctx: BenchContext) -> Section:
     if failed:
         notes.append(f'Could not run here: {", ".join(failed)} (see the table).')
     data = {'situations': len(situations), 'repeats': repeats, 'devices': devices,
-            'torch_threads': cpu_threads(0), 'busy_factor': busy, 'rows': rows}
+            'torch_threads': cpu_threads(0), 'busy_factor': busy, 'rows': rows,
+            'labelled': agree_rows}
     return Section('model_compression', 'Model compression: memory, latency, agreement',
-                   'fp32 on the same device, same situations, same run', tables=[table],
+                   'fp32 on the same device, same situations, same run',
+                   tables=[table, agree_table],
                    plots=[plot] if plot else [], findings=findings, notes=notes, data=data)

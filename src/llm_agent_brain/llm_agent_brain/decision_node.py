@@ -114,6 +114,7 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         self._loaded = self.create_guard_condition(self._activate_once, callback_group=fast)
         self._auto_activate = True
         self.trigger_configure()
+        self._loading = False     # the worker is inside backend.load()
         self.worker = threading.Thread(target=self._work, name='llm_worker', daemon=True)
         self.worker.start()
 
@@ -288,6 +289,7 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         t0 = time.monotonic()
         name = getattr(self.backend, 'name', 'backend')
         self.get_logger().info(f'loading {name} backend ...')
+        self._loading = True
         try:
             self.backend.load()
             self.load_s = time.monotonic() - t0
@@ -299,6 +301,8 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
             self.get_logger().error(f'{name} backend failed to load: {exc}; every LLM decision '
                                     f'will be a fallback')
             return
+        finally:
+            self._loading = False
         if self.scheduler.stopped:  # Ctrl-C came while the model loaded
             return
         self._prepare(self.instruction)  # the instruction it starts with, before a decision waits
@@ -434,7 +438,9 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         not waited for past SHUTDOWN_WAIT_S: `leave_now` tells run_node to end the process
         without Python's finalisation, which would abort under that thread (exit -6)."""
         self.scheduler.stop()
-        self.worker.join(timeout=SHUTDOWN_WAIT_S)
+        # A load cannot be interrupted: waiting for it only delays the exit (torch's import
+        # holds the GIL for seconds; under `ros2 launch` that passed launch's 5 s SIGINT timeout).
+        self.worker.join(timeout=0.05 if self._loading else SHUTDOWN_WAIT_S)
         self.leave_now = self.worker.is_alive()
         if self.leave_now:  # on stderr: after Ctrl-C there is no rosout to log to
             print(f'[{self.get_name()}] the LLM worker is busy (model loading or deciding): '

@@ -87,6 +87,47 @@ def _file_lock(path: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# llama.cpp weight types a GGUF can be requantized to for the CPU runtime ('' keeps the file's).
+GGUF_TYPES = ('', 'Q8_0', 'Q4_0')
+
+
+def requantized_gguf(gguf_path: str, gguf_type: str, cache_dir: str = '',
+                     log: Callable[[str], None] = LOG.info) -> str:
+    """The GGUF file with its weights in `gguf_type` (GGUF_TYPES), made once with llama.cpp's
+    own quantizer and kept beside the converted models; `gguf_path` itself when '' asks for
+    the file as it is. From the shipped Q4_1, Q8_0 holds its 4-bit values almost exactly and
+    llama.cpp's AVX2 kernels run it faster than Q4_1 (bench section 3)."""
+    if gguf_type not in GGUF_TYPES:
+        raise ModelStoreError(f'gguf_type must be one of {GGUF_TYPES}, got {gguf_type!r}')
+    if not gguf_type:
+        return gguf_path
+    if not os.path.isfile(gguf_path):
+        raise ModelStoreError(f'GGUF file not found: {gguf_path}')
+    name = os.path.splitext(os.path.basename(gguf_path))[0]
+    out = os.path.join(cache_dir or default_cache_dir(),
+                       f'{name}-{os.path.getsize(gguf_path)}.{gguf_type}.gguf')
+    with _file_lock(out + '.lock'):
+        if os.path.isfile(out):
+            return out
+        import llama_cpp
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f'LLAMA_FTYPE_MOSTLY_{gguf_type}')
+        params.allow_requantize = True
+        params.nthread = 1
+        tmp = out + '.tmp'
+        t0 = time.monotonic()
+        rc = llama_cpp.llama_model_quantize(gguf_path.encode(), tmp.encode(), params)
+        if rc != 0 or not os.path.isfile(tmp):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise ModelStoreError(f'llama.cpp could not requantize {gguf_path} to {gguf_type} '
+                                  f'(code {rc})')
+        os.replace(tmp, out)  # a finished file or none: a killed run leaves only the .tmp
+        log(f'requantized {os.path.basename(gguf_path)} to {gguf_type} once in '
+            f'{time.monotonic() - t0:.1f} s: {out}')
+    return out
+
+
 def convert_gguf(gguf_path: str, out_dir: str, progress: bool = True,
                  log: Callable[[str], None] = LOG.info) -> str:
     """Convert a GGUF file into a safetensors model folder at out_dir (no-op when done)."""

@@ -7,24 +7,30 @@ the node starts are read-only; the others apply at the next decision.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+import importlib.util
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from llm_agent_common.node import Param, params_from_dataclass
 
-from llm_agent_brain import prompt, quantization
-from llm_agent_brain.backends import BACKENDS, make_backend
+from llm_agent_brain import model_store, prompt, quantization
+from llm_agent_brain.backends import make_backend
+from llm_agent_brain.backends.base import BACKEND_CHOICES
 from llm_agent_brain.backends.transformers import MODES
 from llm_agent_brain.pipeline import FastPathConfig
 
 RO = dict(read_only=True)
 
 NODE_PARAMS: List[Param] = [
-    Param('backend', 'transformers', 'LLM backend', allowed=BACKENDS, **RO),
+    Param('backend', 'auto', 'LLM backend. auto: llamacpp (the GGUF on llama.cpp, the CPU '
+          'runtime) for a .gguf or the packaged model on a machine without a GPU, else '
+          'transformers (GPUs, Hugging Face ids and folders)', allowed=BACKEND_CHOICES, **RO),
     Param('enable_llm', True, 'false: a rules-only brain; no model is loaded and what rules, '
           'tree and caches cannot decide gets fallback_skill at once', **RO),
     Param('model', '', 'HF model id, local folder or .gguf file; empty = the packaged '
           'SmolLM2-135M', **RO),
-    Param('quantization', 'nf4', 'Weights precision of the transformers backend',
+    Param('quantization', 'nf4', 'Weights precision of the transformers backend (llamacpp runs '
+          'the GGUF\'s own)',
           allowed=quantization.QUANTIZATIONS, **RO),
     Param('compute_dtype', 'auto', 'bitsandbytes 4-bit compute dtype (auto: float32 on CPU, '
           'bfloat16 on GPU)', allowed=quantization.COMPUTE_DTYPES, **RO),
@@ -43,8 +49,13 @@ NODE_PARAMS: List[Param] = [
           'prompt, about 4x the tokens)', allowed=prompt.STYLES, **RO),
     Param('instruction_caches', 4, 'Prompt caches kept, one per instruction (least recently '
           'used dropped); agent/decide requests may each carry their own', range=(1, 64), **RO),
-    Param('num_threads', 0, 'torch CPU threads for inference; 0 = all cores but one',
-          range=(0, 64), **RO),
+    Param('num_threads', 0, 'CPU threads for inference (torch or llama.cpp); 0 = all cores but '
+          'one', range=(0, 64), **RO),
+    Param('gguf_type', 'Q8_0', 'llamacpp: the GGUF\'s weights requantized once (kept in '
+          'model_cache_dir) to Q8_0 or Q4_0; empty = as the file is', allowed=model_store.GGUF_TYPES,
+          **RO),
+    Param('context_tokens', 2048, 'llama.cpp key/value store: the common prompt once, then '
+          'each cached instruction\'s own tokens and one decision', range=(512, 32768), **RO),
     Param('openai_base_url', 'http://localhost:8000/v1', 'OpenAI-compatible server base URL', **RO),
     Param('openai_model', '', 'Model name sent to the server; empty = the server default', **RO),
     Param('openai_api_key_env', 'OPENAI_API_KEY', 'Environment variable holding the API key', **RO),
@@ -95,10 +106,48 @@ def defaults() -> Dict[str, Any]:
     return {p.name: p.default for p in ALL_PARAMS}
 
 
+def gpu_present() -> bool:
+    """A CUDA or ROCm device node exists (checked without importing torch: the CPU runtime's
+    process stays small)."""
+    return any(os.path.exists(p) for p in ('/dev/nvidia0', '/dev/nvidiactl', '/dev/kfd'))
+
+
+def resolve_backend(values: Mapping[str, Any], has_gpu: Callable[[], bool] = gpu_present,
+                    has_llama: Optional[Callable[[], bool]] = None) -> Tuple[str, str]:
+    """(backend, why) for these parameter values: `backend` itself unless it is auto."""
+    kind = values['backend']
+    if kind != 'auto':
+        return kind, 'set by the backend parameter'
+    model = str(values['model'])
+    if model and not model.endswith('.gguf'):
+        return 'transformers', 'a Hugging Face model id or folder'
+    if values['llm_mode'] != 'score':
+        return 'transformers', f'llm_mode {values["llm_mode"]}'
+    if values['device'] == 'cuda' or (values['device'] == 'auto' and has_gpu()):
+        return 'transformers', 'a GPU'
+    if has_llama is None:
+        def has_llama() -> bool:
+            return importlib.util.find_spec('llama_cpp') is not None
+    if not has_llama():
+        return 'transformers', ('llama-cpp-python is not installed (the faster CPU runtime: '
+                                'pip install llama-cpp-python)')
+    return 'llamacpp', 'a GGUF model on a CPU'
+
+
 def backend_from_params(values: Mapping[str, Any], log: Optional[Callable[[str], None]] = None) -> Any:
     """The (not yet loaded) backend these parameter values name."""
     v = values
-    if v['backend'] == 'openai':
+    kind, why = resolve_backend(v)
+    if log is not None and v['backend'] == 'auto':
+        log(f'backend auto: {kind} ({why})')
+    if kind == 'llamacpp':
+        return make_backend('llamacpp', model=v['model'], margin_m=v['margin_m'],
+                            num_threads=v['num_threads'],
+                            max_instruction_chars=v['max_instruction_chars'],
+                            prompt_style=v['prompt_style'], instruction_caches=v['instruction_caches'],
+                            context_tokens=v['context_tokens'], gguf_type=v['gguf_type'],
+                            model_cache_dir=v['model_cache_dir'], log=log or (lambda _msg: None))
+    if kind == 'openai':
         return make_backend('openai', base_url=v['openai_base_url'], model=v['openai_model'],
                             api_key_env=v['openai_api_key_env'], timeout_s=v['openai_timeout_s'],
                             max_retries=v['openai_max_retries'], guided=v['openai_guided'],

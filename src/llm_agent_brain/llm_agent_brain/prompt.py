@@ -266,6 +266,38 @@ def few_shot(catalog: Any, style: str = 'compact') -> Tuple[Tuple[str, str], ...
     return tuple((user_text(s, style=style), skill) for skill, s in EXAMPLES if skill in catalog)
 
 
+_OBSERVATION_MARK = '@@OBSERVATION@@'
+_INSTRUCTION_MARK = '@@INSTRUCTION@@'
+
+
+@dataclass(frozen=True)
+class ChatSplit:
+    """A rendered chat prompt cut where its parts change: `common` (system, examples, template
+    marks: the same for every decision), `head` (the instruction: changes rarely), then the
+    observation goes, then `after` (the question and the assistant's turn mark)."""
+
+    common: str
+    head: str
+    after: str
+
+
+def split_chat(render: Any, catalog: Any, instruction: str = '', scenario: str = DEFAULT_SCENARIO,
+               examples: bool = True, style: str = 'compact', json_answer: bool = False,
+               max_instruction_chars: int = 500) -> ChatSplit:
+    """Render the decision prompt with `render(messages) -> text` (a model's chat template) and
+    cut it into its cached and per-decision parts. In the compact style the instruction sits
+    in `head` (a backend caches it), else the whole user message is per decision (`head` '')."""
+    if style == 'compact' and not json_answer:
+        user = _INSTRUCTION_MARK + _OBSERVATION_MARK + QUESTION
+    else:
+        user = _OBSERVATION_MARK
+    text = render(messages(catalog, user, scenario, examples, json_answer, style))
+    before, after = text.split(_OBSERVATION_MARK, 1)
+    common, _, rest = before.partition(_INSTRUCTION_MARK)
+    head = instruction_head(instruction, max_instruction_chars) if _INSTRUCTION_MARK in before else ''
+    return ChatSplit(common, head + rest, after)
+
+
 def messages(catalog: Any, user: str, scenario: str = DEFAULT_SCENARIO,
              examples: bool = True, json_answer: bool = False, style: str = 'compact') -> list:
     """Chat messages: system, the examples as earlier turns, then the user message."""

@@ -85,7 +85,7 @@ def test_cached_prefix_scores_equal_a_full_pass_and_prefix_is_not_mutated(fp32, 
 
 
 def test_candidate_tree_feeds_shared_prefixes_once_and_scores_each_path():
-    from llm_agent_brain.backends.transformers import CandidateTree
+    from llm_agent_brain.backends.scoring import CandidateTree
     cands = [[5, 6, 0], [5, 7, 0], [8, 0], [5, 6, 9, 0]]
     t = CandidateTree(cands)
     # nodes: (5) (5,6) (5,7) (8) (5,6,9) -> tokens fed 5, 6, 7, 8, 9
@@ -94,6 +94,8 @@ def test_candidate_tree_feeds_shared_prefixes_once_and_scores_each_path():
     assert t.steps([5, 6, 0]) == [(0, 5), (1, 6), (2, 0)]
     assert t.steps([8, 0]) == [(0, 8), (4, 0)]
     assert t.steps([5, 6, 9, 0]) == [(0, 5), (1, 6), (2, 9), (5, 0)]
+    # which candidates pass through each node (llama.cpp puts each node in their sequences)
+    assert t.members() == [{0, 1, 3}, {0, 3}, {1}, {2}, {3}]
 
 
 @pytest.mark.slow

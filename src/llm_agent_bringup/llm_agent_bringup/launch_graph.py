@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from llm_agent_brain.backends.base import BACKENDS
+from llm_agent_brain.backends.base import BACKEND_CHOICES
 
 from llm_agent_bringup.graph import (
     GraphError,
@@ -72,9 +72,9 @@ def resolve_config_dir(value: str = '', launch_dir: str = '') -> str:
 def brain_overrides(backend: str = '', model: str = '') -> Dict[str, str]:
     """Parameter overrides for OVERRIDE_NODE; an empty argument keeps the parameter file's value."""
     backend = backend.strip()
-    if backend and backend not in BACKENDS:
+    if backend and backend not in BACKEND_CHOICES:
         raise GraphError(f'launch argument backend:={backend!r}: '
-                         f'choose one of {", ".join(BACKENDS)}')
+                         f'choose one of {", ".join(BACKEND_CHOICES)}')
     values = dict(zip(OVERRIDE_PARAMETERS, (backend, model.strip()), strict=True))
     return {k: v for k, v in values.items() if v}
 
@@ -160,7 +160,7 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
     if brain:
         args += [
             DeclareLaunchArgument('backend', default_value='',
-                                  choices=[''] + list(BACKENDS),
+                                  choices=[''] + list(BACKEND_CHOICES),
                                   description='LLM backend of the decision node '
                                               '(empty: the value in brain.yaml)'),
             DeclareLaunchArgument('model', default_value='',

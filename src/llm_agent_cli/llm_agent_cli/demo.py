@@ -47,7 +47,8 @@ def add_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--world', default='',
                    help="world file or name in config/worlds; 'generated' = a new world from each "
                         "episode's seed (default: sim.yaml's world_file)")
-    p.add_argument('--backend', default=None, help='brain backend override (transformers|openai)')
+    p.add_argument('--backend', default=None,
+                   help='brain backend override (auto|llamacpp|transformers|openai)')
     p.add_argument('--brain-param', action='append', default=[], metavar='NAME:=VALUE',
                    help='extra decision_node parameter, e.g. enable_tree:=false (repeatable)')
     p.add_argument('--brain-data', default=None, metavar='DIR',

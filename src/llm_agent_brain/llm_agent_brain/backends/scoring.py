@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
@@ -127,6 +127,18 @@ def softmax(scores: Sequence[float]) -> List[float]:
     return [e / total for e in exps]
 
 
+def choice_from_scores(names: Sequence[str], scores: Sequence[float],
+                       allowed: Sequence[Tuple[str, Dict[str, Any]]]) -> Choice:
+    """The best-scored candidate as a Choice (its parameters derived from the features), with
+    the softmax of the scores as confidence and the top three in the rationale."""
+    probs = softmax(scores)
+    best = max(range(len(names)), key=lambda i: scores[i])
+    ranked = sorted(zip(names, probs), key=lambda x: -x[1])[:3]
+    why = ', '.join(f'{n} {p:.2f}' for n, p in ranked)
+    return Choice(skill=names[best], params=dict(allowed[best][1]), confidence=float(probs[best]),
+                  source='llm', rationale=f'scored {len(names)} skills: {why}; params from features')
+
+
 def merge_params(skill: str, proposed: Any, situation: Situation, catalog: Any,
                  margin_m: float = DEFAULT_MARGIN_M) -> Tuple[Optional[Dict[str, Any]], str]:
     """The model's proposed params when they validate, else (None, reason): an invalid answer
@@ -179,3 +191,46 @@ def choice_from_answer(text: str, situation: Situation, catalog: Any, margin_m: 
         raise BackendError(f'{who} {skill!r} with unusable parameters: {how}')
     return Choice(skill=skill, params=params, confidence=0.5, source='llm',
                   rationale=f'{who} {text[:80]!r}; {how}')
+
+
+class CandidateTree:
+    """Candidate token sequences as a prefix tree, to feed them all in one sequence.
+
+    `tokens` are the tree's nodes in feed order (each candidate's tokens but its last, shared
+    prefixes once), `depths` their depth (0 = a first token), `ancestors` each node's ancestors
+    and itself (what it may attend to among the tree's tokens).
+    """
+
+    def __init__(self, candidates: Sequence[Sequence[int]]) -> None:
+        self.tokens: List[int] = []
+        self.depths: List[int] = []
+        self.ancestors: List[List[int]] = []
+        self._node: Dict[Tuple[int, ...], int] = {}
+        self._candidates = [list(c) for c in candidates]
+        for cand in candidates:
+            for j in range(1, len(cand)):
+                key = tuple(cand[:j])
+                if key in self._node:
+                    continue
+                parent = self._node.get(key[:-1])
+                self._node[key] = len(self.tokens)
+                self.tokens.append(cand[j - 1])
+                self.depths.append(j - 1)
+                self.ancestors.append(([] if parent is None else self.ancestors[parent])
+                                      + [len(self.tokens) - 1])
+
+    def steps(self, candidate: Sequence[int]) -> List[Tuple[int, int]]:
+        """(row, token) pairs whose log-probabilities sum to the candidate's score: row 0 is
+        the distribution after the context, row 1 + i the one after tree node i."""
+        out = [(0, candidate[0])]
+        for j in range(1, len(candidate)):
+            out.append((1 + self._node[tuple(candidate[:j])], candidate[j]))
+        return out
+
+    def members(self) -> List[Set[int]]:
+        """For each tree node, the candidates (by index) whose tokens pass through it."""
+        out: List[Set[int]] = [set() for _ in self.tokens]
+        for j, cand in enumerate(self._candidates):
+            for row, _ in self.steps(cand)[1:]:
+                out[row - 1].add(j)
+        return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,57 +20,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from llm_agent_brain import model_store, prompt
 from llm_agent_brain import quantization as quant
 from llm_agent_brain.backends import scoring
-from llm_agent_brain.backends.base import BackendBase
+from llm_agent_brain.backends.base import BackendBase, cpu_threads
 from llm_agent_brain.decision_types import BackendError, Choice, Situation
 
 LOG = logging.getLogger(__name__)
 MODES = ('score', 'generate')
-_SENTINEL = '@@USER_MESSAGE@@'
-
-
-def cpu_threads(requested: int) -> int:
-    """Torch CPU threads: `requested`, or with 0 all cores but one.
-
-    The sensor and skill nodes share the robot's CPU; an inference that wants every core stalls
-    on its slowest thread (measured on 2 cores beside the graph: 2 threads ~2x slower than 1).
-    """
-    if requested > 0:
-        return requested
-    return max(1, (os.cpu_count() or 1) - 1)
-
-
-class CandidateTree:
-    """Candidate token sequences as a prefix tree, to feed them all in one sequence.
-
-    `tokens` are the tree's nodes in feed order (each candidate's tokens but its last, shared
-    prefixes once), `depths` their depth (0 = a first token), `ancestors` each node's ancestors
-    and itself (what it may attend to among the tree's tokens).
-    """
-
-    def __init__(self, candidates: Sequence[Sequence[int]]) -> None:
-        self.tokens: List[int] = []
-        self.depths: List[int] = []
-        self.ancestors: List[List[int]] = []
-        self._node: Dict[Tuple[int, ...], int] = {}
-        for cand in candidates:
-            for j in range(1, len(cand)):
-                key = tuple(cand[:j])
-                if key in self._node:
-                    continue
-                parent = self._node.get(key[:-1])
-                self._node[key] = len(self.tokens)
-                self.tokens.append(cand[j - 1])
-                self.depths.append(j - 1)
-                self.ancestors.append(([] if parent is None else self.ancestors[parent])
-                                      + [len(self.tokens) - 1])
-
-    def steps(self, candidate: Sequence[int]) -> List[Tuple[int, int]]:
-        """(row, token) pairs whose log-probabilities sum to the candidate's score: row 0 is
-        the distribution after the context, row 1 + i the one after tree node i."""
-        out = [(0, candidate[0])]
-        for j in range(1, len(candidate)):
-            out.append((1 + self._node[tuple(candidate[:j])], candidate[j]))
-        return out
 
 
 class TransformersBackend(BackendBase):
@@ -162,25 +115,21 @@ class TransformersBackend(BackendBase):
         return out
 
     # ------------------------------------------------------------------ prompt
+    def _chat_text(self, msgs: list) -> str:
+        tok = self.tokenizer
+        if getattr(tok, 'chat_template', None):
+            return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        # a base model without a template: a plain transcript
+        return ''.join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) + 'Assistant: '
+
     def _render(self, catalog: Any, instruction: str = '',
                 json_answer: bool = False) -> Tuple[str, str]:
         """The chat text before and after the observation: system, examples, template marks and,
         in the compact style, the instruction (so it is part of the cached prefix)."""
-        if self.prompt_style == 'compact' and not json_answer:
-            user = prompt.instruction_head(instruction, self.max_instruction_chars) + _SENTINEL \
-                + prompt.QUESTION
-        else:
-            user = _SENTINEL
-        msgs = prompt.messages(catalog, user, self.scenario, self.examples, json_answer,
-                               self.prompt_style)
-        tok = self.tokenizer
-        if getattr(tok, 'chat_template', None):
-            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        else:  # a base model without a template: a plain transcript
-            text = ''.join(f"{m['role'].capitalize()}: {m['content']}\n" for m in msgs) \
-                + 'Assistant: '
-        before, after = text.split(_SENTINEL, 1)
-        return before, after
+        split = prompt.split_chat(self._chat_text, catalog, instruction, self.scenario,
+                                  self.examples, self.prompt_style, json_answer,
+                                  self.max_instruction_chars)
+        return split.common + split.head, split.after
 
     def _ids(self, text: str) -> List[int]:
         return list(self.tokenizer(text, add_special_tokens=False)['input_ids'])
@@ -220,6 +169,11 @@ class TransformersBackend(BackendBase):
         while len(self._prefix) > self.instruction_caches:
             self._prefix.popitem(last=False)
         return entry
+
+    def clear_prefixes(self) -> None:
+        """Forget every prompt cache (the next decision encodes its whole prompt again)."""
+        with self._lock:
+            self._prefix.clear()
 
     def prepare(self, catalog: Any, instruction: str) -> None:
         """Build the cache of a new instruction now, off the decision path."""
@@ -294,7 +248,7 @@ class TransformersBackend(BackendBase):
         pass's fixed cost (a 4-bit model dequantizes its weights on every pass on CPU) and no
         copy of the cache per candidate."""
         import torch
-        tree = CandidateTree(cands)
+        tree = scoring.CandidateTree(cands)
         d_len, n = len(dyn), len(tree.tokens)
         dev = self._input_device()
         ids = torch.tensor([dyn + tree.tokens], device=dev)
@@ -349,14 +303,7 @@ class TransformersBackend(BackendBase):
         if not allowed:
             raise BackendError('no skill has derivable parameters in this situation')
         names = [n for n, _ in allowed]
-        scores = self.score(situation, catalog, names)
-        probs = scoring.softmax(scores)
-        best = max(range(len(names)), key=lambda i: scores[i])
-        ranked = sorted(zip(names, probs), key=lambda x: -x[1])[:3]
-        why = ', '.join(f'{n} {p:.2f}' for n, p in ranked)
-        return Choice(skill=names[best], params=dict(allowed[best][1]),
-                      confidence=float(probs[best]), source='llm',
-                      rationale=f'scored {len(names)} skills: {why}; params from features')
+        return scoring.choice_from_scores(names, self.score(situation, catalog, names), allowed)
 
     # --------------------------------------------------------------- generate
     def generate_text(self, situation: Situation, catalog: Any) -> str:
