@@ -61,7 +61,7 @@ NODE_PARAMS: List[Param] = [
     Param('openai_api_key_env', 'OPENAI_API_KEY', 'Environment variable holding the API key', **RO),
     Param('openai_timeout_s', 10.0, 'Timeout of one request (s)', range=(0.1, 300.0), **RO),
     Param('openai_max_retries', 2, 'Retries after a timeout or server error', range=(0, 10), **RO),
-    Param('openai_guided', True, 'Ask for guided JSON: json_schema (+ vLLM guided_json), then '
+    Param('openai_guided', True, 'Ask for guided JSON: response_format json_schema, then '
           'json_object with the schema, then plain chat, as the server accepts', **RO),
     Param('skills_file', '', 'Skill catalogue; empty = the installed config/skills.yaml', **RO),
     Param('fallback_skill', 'stop', 'Safe skill of a fallback decision (must take no required '

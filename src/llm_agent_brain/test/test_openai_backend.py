@@ -86,9 +86,13 @@ def test_guided_answer_is_used_and_request_is_constrained(server, monkeypatch):
     assert (choice.skill, choice.params) == ('turn', {'angle': 0.5})
     req = server.requests[0]
     assert req['model'] == 'test-model' and req['temperature'] == 0.0
-    assert req['guided_json'] == answer_schema(CATALOG)
-    assert req['response_format']['json_schema']['schema']['properties']['skill']['enum'] \
-        == list(CATALOG.names)
+    assert 'guided_json' not in req, 'no server-specific field: OpenAI refuses unknown ones'
+    options = req['response_format']['json_schema']['schema']['anyOf']
+    assert [o['properties']['skill']['const'] for o in options] == list(CATALOG.names)
+    speak = options[CATALOG.names.index('speak')]['properties']['params']
+    assert speak['required'] == ['text'] and speak['additionalProperties'] is False
+    turn = options[CATALOG.names.index('turn')]['properties']['params']['properties']['angle']
+    assert turn['type'] == 'number' and turn['minimum'] == CATALOG['turn'].params['angle'].min
     assert server.headers[0]['Authorization'] == 'Bearer sk-test'
     assert 'go to the red target' in req['messages'][-1]['content']
 
@@ -100,13 +104,12 @@ def test_params_filled_from_features_when_absent(server):
 
 
 def test_server_without_guided_decoding_is_asked_again_plainly(server):
-    server.replies += [(400, b'{"error": "unknown field guided_json"}', 0),
+    server.replies += [(400, b'{"error": "response_format json_schema"}', 0),
                        (422, b'{"error": "response_format"}', 0),
                        (200, completion('I choose stop.'), 0),
                        (200, completion('stop'), 0)]
     b = backend(server.url)
     assert b.choose(SIT, CATALOG).skill == 'stop'
-    assert 'guided_json' not in server.requests[1]
     assert server.requests[1]['response_format']['type'] == 'json_object'
     assert 'response_format' not in server.requests[2] and b.way == 'plain'
     b.choose(SIT, CATALOG)

@@ -66,7 +66,9 @@ def median_filter(r: np.ndarray, window: int) -> np.ndarray:
     out = np.full(r.shape, np.nan, dtype=np.float32)
     has = ~np.all(np.isnan(windows), axis=1)
     if np.any(has):
-        out[has] = np.nanmedian(windows[has], axis=1)
+        # In float64: numpy averages the middle pair in the input's type, and two ranges near
+        # float32's maximum summed to inf (hypothesis found it).
+        out[has] = np.nanmedian(windows[has].astype(np.float64), axis=1)
     return out
 
 

@@ -1,12 +1,15 @@
 """Any OpenAI-compatible `/v1/chat/completions` server (vLLM, llama.cpp server, Ollama).
 
 Stdlib HTTP only. The answer is constrained the way the server takes it, trying in turn:
-`response_format` json_schema with vLLM's `guided_json` beside it (OpenAI, vLLM, Ollama >= 0.5,
-LM Studio), then `response_format` json_object with the schema inside (llama.cpp's server, which
-answers the first with HTTP 500), then plain chat. Until a guided request has once succeeded,
-any HTTP error to it moves to the next way at once (no retry); the way that works is remembered
-for the server. Every answer is parsed and validated; timeouts and HTTP errors are retried a
-bounded number of times, then become a BackendError (the node's fallback).
+`response_format` json_schema (OpenAI, vLLM >= 0.6, Ollama >= 0.5, LM Studio, llama.cpp's C++
+server), then `response_format` json_object with the schema inside (llama-cpp-python's server,
+which answers the first with HTTP 500; older vLLM gives plain JSON), then plain chat. No
+server-specific field (vLLM's `guided_json`) is sent: OpenAI refuses unknown fields, and a
+server that ignores one would seem to accept a constraint it never applied. Until a guided
+request has once succeeded, any HTTP error to it moves to the next way at once (no retry); the
+way that works is remembered for the server. Every answer is parsed and validated; timeouts and
+HTTP errors are retried a bounded number of times, then become a BackendError (the node's
+fallback).
 """
 from __future__ import annotations
 
@@ -33,12 +36,36 @@ MAX_RESPONSE_BYTES = 1 << 20
 GUIDED_WAYS = ('json_schema', 'json_object', 'plain')
 
 
+_JSON_TYPES = {'float': 'number', 'int': 'integer', 'str': 'string', 'bool': 'boolean'}
+
+
+def _param_schema(p: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {'type': _JSON_TYPES.get(p.type, 'string')}
+    if p.min is not None:
+        out['minimum'] = p.min
+    if p.max is not None:
+        out['maximum'] = p.max
+    if p.max_length:
+        out['maxLength'] = p.max_length
+    return out
+
+
 def answer_schema(catalog: Any) -> Dict[str, Any]:
-    """JSON schema of an answer: one allowed skill name and a params object."""
-    return {'type': 'object',
-            'properties': {'skill': {'type': 'string', 'enum': list(catalog.names)},
-                           'params': {'type': 'object'}},
-            'required': ['skill'], 'additionalProperties': False}
+    """JSON schema of an answer: one allowed skill and, for that skill, its parameters with
+    their types and bounds (required ones required, no others). A server that applies it (as a
+    grammar) cannot answer `speak` without a text or invent a parameter."""
+    options = []
+    for name in catalog.names:
+        spec = catalog[name]
+        params = {'type': 'object',
+                  'properties': {p.name: _param_schema(p) for p in spec.params.values()},
+                  'required': [p.name for p in spec.params.values() if p.required],
+                  'additionalProperties': False}
+        options.append({'type': 'object',
+                        'properties': {'skill': {'const': name}, 'params': params},
+                        'required': ['skill'] + (['params'] if params['required'] else []),
+                        'additionalProperties': False})
+    return {'anyOf': options}
 
 
 class OpenAIBackend(BackendBase):
@@ -113,10 +140,10 @@ class OpenAIBackend(BackendBase):
             body['model'] = self.model
         schema = answer_schema(catalog)
         if way == 'json_schema':
+            # strict: OpenAI's strict mode takes only an object at the root, not anyOf.
             body['response_format'] = {'type': 'json_schema',
                                        'json_schema': {'name': 'decision', 'schema': schema,
-                                                       'strict': True}}
-            body['guided_json'] = schema  # vLLM's own field; others ignore or refuse it
+                                                       'strict': False}}
         elif way == 'json_object':
             body['response_format'] = {'type': 'json_object', 'schema': schema}
         return body
