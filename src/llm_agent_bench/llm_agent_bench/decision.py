@@ -378,7 +378,7 @@ def _add_prompt_rows(section: Section, rows: Dict[str, Dict[str, Any]]) -> None:
                                     'as a batch)',
              'compact': 'compact, one pass (instruction in the cached prefix, one observation '
                         'line, candidates as a prefix tree)',
-             LLAMA_ROW: 'compact, one pass, on llama.cpp (the GGUF\'s Q4_1 weights): the CPU '
+             LLAMA_ROW: 'compact, one pass, on llama.cpp (Q8_0, requantized from the GGUF): the CPU '
                         'default'}
     section.tables.append(Table(
         'Prompt styles and scoring on the labelled decisions (data/labelled_decisions.yaml), '
