@@ -228,6 +228,17 @@ def user_text(situation: Situation, max_instruction_chars: int = 500,
             'Which skill next?')
 
 
+def decision_text(situation: Situation, style: str, after: str,
+                  max_instruction_chars: int = 500) -> str:
+    """What a decision feeds after its cached prefix: in the compact style the observation
+    line (the instruction is in the prefix), else the whole verbose user message; then `after`
+    (the question and the assistant's turn mark)."""
+    if style == 'compact':
+        summary = sanitize_text(situation.summary, 400)[0].replace('"', "'")
+        return ' ' + observation_line(situation.features, summary) + after
+    return user_text(situation, max_instruction_chars, style='verbose') + after
+
+
 def build(situation: Situation, catalog: Any, scenario: str = DEFAULT_SCENARIO,
           max_instruction_chars: int = 500) -> PromptParts:
     """Both parts of the decision prompt."""

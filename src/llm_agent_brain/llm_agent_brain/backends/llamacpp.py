@@ -362,13 +362,8 @@ class LlamaCppBackend(BackendBase):
     def score(self, situation: Situation, catalog: Any, names: Sequence[str]) -> List[float]:
         """Log-likelihood of each skill name as the answer, after the shared prompt."""
         seq, p_len, after = self.prefix_cache(catalog, situation.instruction)
-        if self.prompt_style == 'compact':
-            summary = prompt.sanitize_text(situation.summary, 400)[0].replace('"', "'")
-            dyn_text = ' ' + prompt.observation_line(situation.features, summary) + after
-        else:
-            dyn_text = prompt.user_text(situation, self.max_instruction_chars,
-                                        style='verbose') + after
-        dyn = self._ids(dyn_text)
+        dyn = self._ids(prompt.decision_text(situation, self.prompt_style, after,
+                                             self.max_instruction_chars))
         self.last_new_tokens = len(dyn)
         cands = [self._ids(n) + ([self._end] if self._end is not None else []) for n in names]
         scores: List[float] = []
@@ -402,8 +397,4 @@ class LlamaCppBackend(BackendBase):
                 self._seq_rm(w)
 
     def _choose_scored(self, situation: Situation, catalog: Any) -> Choice:
-        allowed = scoring.candidates(situation, catalog, self.margin_m)
-        if not allowed:
-            raise BackendError('no skill has derivable parameters in this situation')
-        names = [n for n, _ in allowed]
-        return scoring.choice_from_scores(names, self.score(situation, catalog, names), allowed)
+        return scoring.choose_by_scores(situation, catalog, self.margin_m, self.score)

@@ -127,6 +127,17 @@ def softmax(scores: Sequence[float]) -> List[float]:
     return [e / total for e in exps]
 
 
+def choose_by_scores(situation: Situation, catalog: Any, margin_m: float,
+                     score: Any) -> Choice:
+    """The scored choice among the skills whose parameters can be filled now; `score(situation,
+    catalog, names)` gives each name's log-likelihood (a backend's model)."""
+    allowed = candidates(situation, catalog, margin_m)
+    if not allowed:
+        raise BackendError('no skill has derivable parameters in this situation')
+    names = [n for n, _ in allowed]
+    return choice_from_scores(names, score(situation, catalog, names), allowed)
+
+
 def choice_from_scores(names: Sequence[str], scores: Sequence[float],
                        allowed: Sequence[Tuple[str, Dict[str, Any]]]) -> Choice:
     """The best-scored candidate as a Choice (its parameters derived from the features), with

@@ -226,13 +226,8 @@ class TransformersBackend(BackendBase):
               names: Sequence[str]) -> List[float]:
         """Log-likelihood of each skill name as the answer, after the shared prompt."""
         prefix_ids, prefix, after = self.prefix_cache(catalog, situation.instruction)
-        if self.prompt_style == 'compact':
-            summary = prompt.sanitize_text(situation.summary, 400)[0].replace('"', "'")
-            dyn_text = ' ' + prompt.observation_line(situation.features, summary) + after
-        else:
-            dyn_text = prompt.user_text(situation, self.max_instruction_chars,
-                                        style='verbose') + after
-        dyn = self._ids(dyn_text)
+        dyn = self._ids(prompt.decision_text(situation, self.prompt_style, after,
+                                             self.max_instruction_chars))
         self.last_new_tokens = len(dyn)
         end = self.tokenizer.eos_token_id
         cands = [self._ids(n) + ([end] if end is not None else []) for n in names]
@@ -299,11 +294,7 @@ class TransformersBackend(BackendBase):
                 for i, c in enumerate(cands)]
 
     def _choose_scored(self, situation: Situation, catalog: Any) -> Choice:
-        allowed = scoring.candidates(situation, catalog, self.margin_m)
-        if not allowed:
-            raise BackendError('no skill has derivable parameters in this situation')
-        names = [n for n, _ in allowed]
-        return scoring.choice_from_scores(names, self.score(situation, catalog, names), allowed)
+        return scoring.choose_by_scores(situation, catalog, self.margin_m, self.score)
 
     # --------------------------------------------------------------- generate
     def generate_text(self, situation: Situation, catalog: Any) -> str:
