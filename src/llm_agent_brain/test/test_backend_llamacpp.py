@@ -86,6 +86,28 @@ def test_every_choice_is_a_scored_catalogue_skill_within_the_token_budget(gguf):
     assert 0 < info['memory_mb'] < 0.35 * 538, 'under 0.35x the fp32 weights (538 MB)'
 
 
+def test_a_short_batch_is_padded_in_its_own_sequence_and_leaves_the_scores_alone(gguf, monkeypatch):
+    sit = SITUATIONS[0]
+    names = [n for n, _ in llamacpp.scoring.candidates(sit, CATALOG)]
+    seq = gguf.prefix_cache(CATALOG, sit.instruction)[0]
+    sizes = []
+    decode = gguf._decode
+    monkeypatch.setattr(gguf, '_decode', lambda items: sizes.append(len(items)) or decode(items))
+    monkeypatch.setattr(llamacpp, 'PAD_FROM', llamacpp.PAD_TO)   # padding off
+    plain = gguf.score(sit, CATALOG, names)
+    cells = {s: _fed(gguf, s) for s in (llamacpp.COMMON_SEQ, seq)}
+    monkeypatch.setattr(llamacpp, 'PAD_FROM', 1)                  # padding on
+    padded = gguf.score(sit, CATALOG, names)
+    assert sizes[0] < llamacpp.PAD_TO and sizes[1] == llamacpp.PAD_TO
+    # Another kernel for the whole block rounds differently (up to 0.93 nats over the 63
+    # labelled cases, the same skill on all): a pad that other sequences saw moves them more.
+    assert padded == pytest.approx(plain, abs=1.0)
+    assert max(range(len(names)), key=padded.__getitem__) == \
+        max(range(len(names)), key=plain.__getitem__)
+    assert _fed(gguf, gguf._pad_seq) == 0, 'the pad is removed after the decision'
+    assert {s: _fed(gguf, s) for s in cells} == cells, 'the caches are untouched'
+
+
 @pytest.mark.slow
 def test_instruction_caches_share_the_common_prefix_and_drop_the_oldest(gguf):
     sit = SITUATIONS[0]
