@@ -99,6 +99,17 @@ def test_action_send_goal_with_feedback(graph):
     assert 'outcome:' in out.stdout, out.stdout
 
 
+def test_action_send_goal_run_instruction_ends_with_a_result(graph):
+    # A short time limit: the goal ends (timed out, or done if the robot was already there)
+    # and `ros2 action` prints how, with the decisions' feedback on the way.
+    out = ros2('action', 'send_goal', '--feedback', '/agent/run_instruction',
+               'llm_agent_interfaces/action/RunInstruction',
+               "{instruction: 'go to the red target', timeout_s: 3.0}", env=graph, timeout=60)
+    assert 'Goal accepted' in out.stdout, out.stdout + out.stderr
+    assert re.search(r"outcome: (timed_out|goal_reached|settled)", out.stdout), out.stdout
+    assert 'elapsed_s:' in out.stdout and 'decisions:' in out.stdout, out.stdout
+
+
 def test_service_call_decide(graph):
     out = ros2('service', 'call', '/agent/decide', 'llm_agent_interfaces/srv/Decide',
                '{observation: {feature_names: [front_range], feature_values: [0.2]}, '
@@ -159,7 +170,8 @@ def test_param_list_get_describe_and_refused_set(graph, node):
 @pytest.mark.parametrize('interface', ['llm_agent_interfaces/msg/Observation',
                                        'llm_agent_interfaces/msg/Decision',
                                        'llm_agent_interfaces/srv/Decide',
-                                       'llm_agent_interfaces/action/ExecuteSkill'])
+                                       'llm_agent_interfaces/action/ExecuteSkill',
+                                       'llm_agent_interfaces/action/RunInstruction'])
 def test_interface_show(interface):
     out = ros2('interface', 'show', interface, env=dict(os.environ))
     assert out.returncode == 0, out.stderr

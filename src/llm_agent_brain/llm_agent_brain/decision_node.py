@@ -25,7 +25,7 @@ from typing import Any, Deque, Dict, Optional, Tuple
 
 from action_msgs.msg import GoalStatus
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import Diagnostics, GuardedNode, Params, ThrottledLog, run_node
+from llm_agent_common.node import Diagnostics, GuardedNode, Params, ThrottledLog, latched_qos, run_node
 from llm_agent_common.stats import percentile
 from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -41,6 +41,7 @@ from llm_agent_brain.llm_scheduler import TOPIC, WARM, Job, LlmScheduler
 from llm_agent_brain.node_params import ALL_PARAMS, backend_from_params, fast_path_config
 from llm_agent_brain.observation_check import decode_string_message, situation_from
 from llm_agent_brain.pipeline import DecisionPipeline
+from llm_agent_brain.task_server import TaskServer
 from llm_agent_interfaces.action import ExecuteSkill
 from llm_agent_interfaces.msg import Decision, Observation
 from llm_agent_interfaces.srv import Decide
@@ -79,6 +80,7 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         self.scheduler = LlmScheduler()
         self.dispatch = GoalDispatch()
         self._resting = False  # the last observation: the base stands still
+        self._features: Dict[str, float] = {}  # of the last well-formed observation
         self.contacts = ContactMonitor(p['contact_range_m'], max(p['contact_range_m'],
                                                                  p['contact_clear_m']))
         self.counters: Dict[str, int] = {k: 0 for k in (
@@ -94,8 +96,12 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         self.pub = self.create_publisher(Decision, 'agent/decision', 10)
         self.create_subscription(Observation, 'agent/observation', self.on_observation, 10,
                                  callback_group=fast)
-        self.create_subscription(String, 'agent/instruction', self.on_instruction, 10,
-                                 callback_group=fast, raw=True)
+        # Latched, so that a node (re)started late gets the standing instruction; and volatile,
+        # so that a plain publisher (`ros2 topic pub`) reaches it too. A latched publisher's
+        # message then arrives twice: the same text again changes nothing.
+        for qos in (latched_qos(), 10):
+            self.create_subscription(String, 'agent/instruction', self.on_instruction, qos,
+                                     callback_group=fast, raw=True)
         self.create_subscription(String, 'sim/events', self.on_event, 10, callback_group=fast)
         if p['contact_topic']:
             self.create_subscription(Bool, p['contact_topic'], self.on_contact, 10,
@@ -106,6 +112,8 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         # handle its responses at once ("Two goals were accepted with the same ID", a crash).
         self.action = ActionClient(self, ExecuteSkill, 'agent/execute_skill',
                                    callback_group=MutuallyExclusiveCallbackGroup())
+        self.tasks = TaskServer(self, self.params, start=self.set_instruction,
+                                stop_robot=lambda: self.execute(fb, self.fallback_params))
         self.create_timer(0.05, self.check_deadlines, callback_group=fast)
         self.diagnostics = Diagnostics(self, self._figures, period_s=p['diagnostics_period_s'],
                                        status=self._status, callback_group=fast)
@@ -212,16 +220,26 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         if len(text) > limit:
             self.counters['truncated'] += 1
             self.get_logger().warning(f'instruction of {len(text)} characters truncated to {limit}')
-        self.instruction, _ = prompt.sanitize_text(text, limit)
+        kept, _ = prompt.sanitize_text(text, limit)
+        if kept != self.instruction:
+            self.tasks.on_instruction(kept)
+            self.set_instruction(kept)
+
+    def set_instruction(self, text: str) -> str:
+        """Make text the current instruction (its prompt cache is built off the decision
+        path); the text as kept."""
+        self.instruction, _ = prompt.sanitize_text(text, self.params['max_instruction_chars'])
         self.get_logger().info(f'instruction: "{self.instruction[:120]}"')
         if self.backend is not None:
             self.scheduler.submit_warm(self.instruction)
+        return self.instruction
 
     def on_observation(self, msg: Observation) -> None:
         self.counters['observations'] += 1
         t0 = time.monotonic()
         sit, reason = self._situation(msg, self.instruction)
         self._resting = sit is not None and at_rest(sit.features)
+        self._features = sit.features if sit is not None else self._features
         if sit is not None and self.contacts.update_ranges(sit.features):
             self._report_contact(f'scan: an obstacle within {self.contacts.contact_range_m:g} m')
         choice = self._fallback(reason) if sit is None else self._fast(sit)
@@ -263,6 +281,8 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
             return
         if event['type'] in ('collision', 'goal_reached'):
             self.pipeline.report_outcome(event['type'], event)
+        if event['type'] == 'goal_reached':
+            self.tasks.on_goal_reached()
 
     def on_contact(self, msg: Bool) -> None:
         if self.contacts.update(bool(msg.data)):
@@ -340,7 +360,9 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
     def check_deadlines(self) -> None:
         """A topic decision past its deadline: its late answer will be dropped. The skill that
         runs goes on (rules and the guard still apply) until hold_max_s without a decision;
-        with nothing running, or past that bound, the fallback skill now."""
+        with nothing running, or past that bound, the fallback skill now. The same timer ends
+        agent/run_instruction goals that are cancelled or past their time."""
+        self.tasks.check()
         for job in self.scheduler.expire_due():
             why = f'decision missed its deadline of {self.params["decision_timeout_s"]:g} s'
             waited = time.monotonic() - self._last_decision
@@ -377,6 +399,8 @@ class DecisionNode(GuardedNode, LifecycleNodeMixin):
         self.pub.publish(msg)
         if execute and self.params['execute_decisions']:
             self.execute(choice.skill, choice.params)
+        if execute:
+            self.tasks.on_decision(choice, self._features)
         return msg
 
     def execute(self, skill: str, params: Dict[str, Any]) -> None:

@@ -76,6 +76,11 @@ NODE_PARAMS: List[Param] = [
     Param('hold_max_s', 15.0, 'While the LLM is late the running skill goes on (rules and the '
           'guard still apply) for at most this long without a decision, then fallback_skill; '
           '0 = a fallback at every missed deadline', range=(0.0, 600.0)),
+    Param('task_timeout_s', 120.0, 'An agent/run_instruction goal without its own timeout_s '
+          'gives up (and stops the robot) after this long (s)', range=(1.0, 86400.0)),
+    Param('task_settle_decisions', 3, 'An agent/run_instruction goal counts as done (settled) '
+          'when the tree, a cache or the LLM chose stop or wait this many times in a row',
+          range=(1, 1000)),
     Param('default_instruction', 'go to the red target', 'Instruction until one arrives on '
           'agent/instruction (a change replaces the current instruction)'),
     Param('max_instruction_chars', 500, 'Longer instructions are truncated', range=(16, 20000)),

@@ -266,6 +266,14 @@ class RuleSet:
         return None
 
 
+def rule_name(choice: Choice) -> str:
+    """The name of the rule that made this choice ('' when no rule did)."""
+    if choice.source != 'rule':
+        return ''
+    head = choice.rationale.split(':', 1)[0].split()
+    return head[-1] if head else ''
+
+
 def parse_rules(data: Any, catalog: Any, path: str = '<rules>') -> RuleSet:
     """Compile a rules document (already parsed YAML); raise RulesError naming path and field."""
     if data is None:

@@ -12,13 +12,15 @@ from llm_agent_brain.decision_node import DecisionNode
 from llm_agent_brain.decision_types import SOURCES
 from llm_agent_brain.observation_check import decode_string_message, situation_from
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import LeanMultiThreadedExecutor
+from llm_agent_common.node import LeanMultiThreadedExecutor, latched_qos
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from llm_agent_interfaces.action import RunInstruction
 from llm_agent_interfaces.msg import Decision, Observation
 from llm_agent_interfaces.srv import Decide
 
@@ -375,3 +377,84 @@ def test_a_late_llm_lets_the_running_skill_go_on_until_the_bound(make_node, spin
     assert node.set_parameters([Parameter('hold_max_s', value=0.0)])[0].successful  # the bound
     pub.publish(observation(feats))
     assert spin_until(ce, lambda: [m for m in seen if m.source == 'fallback'], 10.0)
+
+
+class RestingBackend(SlowBackend):
+    """Always chooses stop: an agent with nothing left to do (a test double)."""
+
+    def choose(self, situation, catalog):
+        from llm_agent_brain.decision_types import Choice
+        self.calls += 1
+        return Choice('stop', {}, source='llm', rationale='nothing to do')
+
+
+def _run_goal(client, ce, spin_until, text, timeout_s=0.0, feedback=None):
+    goal_f = client.send_goal_async(RunInstruction.Goal(instruction=text, timeout_s=timeout_s),
+                                    feedback_callback=feedback)
+    assert spin_until(ce, goal_f.done, 10.0)
+    return goal_f.result()
+
+
+@pytest.mark.slow
+def test_run_instruction_ends_with_the_goal_settling_time_cancel_and_replacement(make_node, spin_until,
+                                                                               ros_context):
+    # The latched instruction is there before the node: a late joiner gets it.
+    early = rclpy.create_node('early_instructor', context=ros_context)
+    early.create_publisher(String, 'agent/instruction', latched_qos()).publish(
+        String(data='patrol the corridor'))
+    node, cn, ce = make_node(RestingBackend(0.0), task_settle_decisions=2)
+    assert spin_until(ce, lambda: node.instruction == 'patrol the corridor', 10.0)
+    early.destroy_node()
+    stops = []
+    node.execute = lambda skill, params: stops.append(skill)   # what the robot was sent
+    client = ActionClient(cn, RunInstruction, 'agent/run_instruction')
+    assert client.wait_for_server(timeout_sec=10.0)
+    pub = cn.create_publisher(Observation, 'agent/observation', 10)
+    assert spin_until(ce, lambda: pub.get_subscription_count() > 0, 5.0)
+
+    # The goal_reached rule decides: done, with feedback on the way.
+    feedback = []
+    handle = _run_goal(client, ce, spin_until, 'go to the red target', 30.0,
+                       lambda m: feedback.append(m.feedback))
+    assert handle.accepted and spin_until(ce, lambda: node.instruction == 'go to the red target')
+    result_f = handle.get_result_async()
+    pub.publish(observation({'front_range': 0.5, 'goal_distance': 0.3, 'goal_bearing': 0.0}))
+    assert spin_until(ce, result_f.done, 10.0)
+    res = result_f.result().result
+    assert (res.success, res.outcome, res.decisions) == (True, 'goal_reached', 1), res.message
+    assert spin_until(ce, lambda: feedback, 5.0)
+    assert (feedback[0].skill, feedback[0].source, feedback[0].goal_distance) == \
+        ('stop', 'rule', pytest.approx(0.3))
+
+    # The agent (here the model) rests twice in a row: settled.
+    result_f = _run_goal(client, ce, spin_until, 'stay where you are').get_result_async()
+    open_room = observation({'front_range': 4.0, 'left_range': 3.0, 'right_range': 3.0})
+    for _ in range(2):
+        pub.publish(open_room)
+        time.sleep(0.3)
+    assert spin_until(ce, result_f.done, 10.0)
+    assert result_f.result().result.outcome == 'settled'
+
+    # Time runs out: aborted, and the robot is stopped; cancel: canceled, stopped too.
+    result_f = _run_goal(client, ce, spin_until, 'explore', 0.3).get_result_async()
+    assert spin_until(ce, result_f.done, 10.0)
+    assert (result_f.result().result.outcome, stops) == ('timed_out', ['stop'])
+    handle = _run_goal(client, ce, spin_until, 'explore the room')
+    cancel_f = handle.cancel_goal_async()
+    result_f = handle.get_result_async()
+    assert spin_until(ce, lambda: cancel_f.done() and result_f.done(), 10.0)
+    assert (result_f.result().result.outcome, stops) == ('canceled', ['stop', 'stop'])
+
+    # A newer goal or another instruction on agent/instruction replaces a running goal.
+    first = _run_goal(client, ce, spin_until, 'find the blue box').get_result_async()
+    second = _run_goal(client, ce, spin_until, 'find the green box').get_result_async()
+    assert spin_until(ce, first.done, 10.0) and first.result().result.outcome == 'replaced'
+    say = cn.create_publisher(String, 'agent/instruction', 10)
+    assert spin_until(ce, lambda: say.get_subscription_count() > 0, 5.0)
+    say.publish(String(data='go home'))
+    assert spin_until(ce, second.done, 10.0) and second.result().result.outcome == 'replaced'
+    assert 'agent/instruction' in second.result().result.message
+
+    # Refused: an empty instruction, a negative time.
+    assert not _run_goal(client, ce, spin_until, '  ').accepted
+    assert not _run_goal(client, ce, spin_until, 'go', -1.0).accepted

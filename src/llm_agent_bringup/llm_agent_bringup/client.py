@@ -47,7 +47,7 @@ class AgentClient:
         from std_msgs.msg import Bool, String
         from std_srvs.srv import Trigger
 
-        from llm_agent_interfaces.action import ExecuteSkill
+        from llm_agent_interfaces.action import ExecuteSkill, RunInstruction
         from llm_agent_interfaces.msg import Decision
         from llm_agent_interfaces.srv import Decide
 
@@ -65,12 +65,14 @@ class AgentClient:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._String, self._ExecuteSkill, self._Decide = String, ExecuteSkill, Decide
+        self._RunInstruction = RunInstruction
         self._instruction_pub = self.node.create_publisher(String, 'agent/instruction', latched)
         self._estop_pub = self.node.create_publisher(Bool, 'agent/estop', latched)
         self._Bool = Bool
         self._reset = self.node.create_client(Trigger, 'sim/reset')
         self._decide = self.node.create_client(Decide, 'agent/decide')
         self._execute = ActionClient(self.node, ExecuteSkill, 'agent/execute_skill')
+        self._run = ActionClient(self.node, RunInstruction, 'agent/run_instruction')
         self.node.create_subscription(String, 'sim/events', self._on_event, 50)
         self.node.create_subscription(Decision, 'agent/decision', self._on_decision, 50)
         self.node.create_subscription(Odometry, 'odom', self._on_odom, qos_profile_sensor_data)
@@ -204,6 +206,25 @@ class AgentClient:
         if result is None:
             raise ClientError(f'{skill} gave no result in {timeout_s:g} s')
         return True, result.result
+
+    def run_instruction(self, text: str, timeout_s: float = 120.0,
+                        feedback: Optional[Listener] = None) -> Any:
+        """Give a goal on agent/run_instruction and wait for its end; the RunInstruction.Result
+        (success, outcome, message, elapsed_s, decisions). feedback(msg) hears each decision."""
+        if not self._run.wait_for_server(timeout_sec=10.0):
+            raise ClientError('agent/run_instruction is not available')
+        goal = self._RunInstruction.Goal(instruction=text, timeout_s=float(timeout_s))
+        handle = wait_future(self._run.send_goal_async(
+            goal, feedback_callback=(lambda m: feedback(m.feedback)) if feedback else None), 10.0)
+        if handle is None or not handle.accepted:
+            raise ClientError(f'agent/run_instruction refused {text!r}' if handle else
+                              'agent/run_instruction did not answer the goal in 10 s')
+        # The node ends the goal at timeout_s; a few seconds more for its answer to arrive.
+        result = wait_future(handle.get_result_async(), timeout_s + 10.0)
+        if result is None:
+            handle.cancel_goal_async()
+            raise ClientError(f'agent/run_instruction gave no result in {timeout_s + 10.0:g} s')
+        return result.result
 
     def close(self) -> None:
         """Stop spinning and shut the client's context down."""

@@ -349,31 +349,35 @@ class QosWatch:
 
     def __init__(self, node: Node, period_s: float = 5.0) -> None:
         self._node = node
-        self._endpoints: List[Tuple[str, str, QoSProfile]] = []  # (kind, topic, own QoS)
+        # (kind, topic) -> the node's own QoS profiles there (a node may subscribe twice to one
+        # topic, e.g. latched and volatile, so that either kind of publisher reaches it).
+        self._endpoints: Dict[Tuple[str, str], List[QoSProfile]] = {}
         self._warned: set = set()
         self.incompatible = 0
         node.create_timer(period_s, self.check, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def add(self, kind: str, topic: str, qos: Any) -> None:
         """Record an own publisher or subscription ('publisher'/'subscription')."""
-        if isinstance(qos, QoSProfile) and (kind, topic, qos) not in self._endpoints:
-            self._endpoints.append((kind, topic, qos))
+        own = self._endpoints.setdefault((kind, topic), [])
+        if isinstance(qos, QoSProfile) and qos not in own:
+            own.append(qos)
 
     def check(self) -> None:
-        """Look up the other side of every own endpoint; warn about each new incompatible one."""
+        """Look up the other side of every own endpoint; warn about each new other endpoint that
+        none of the node's own endpoints on that topic can talk to."""
         node = self._node
         own = (node.get_name(), node.get_namespace())
-        for kind, topic, qos in self._endpoints:
+        for (kind, topic), profiles in self._endpoints.items():
             name = node.resolve_topic_name(topic)
             others = (node.get_subscriptions_info_by_topic(name) if kind == 'publisher'
                       else node.get_publishers_info_by_topic(name))
             for info in others:
                 if (info.node_name, info.node_namespace) == own:
                     continue
-                pub, sub = (qos, info.qos_profile) if kind == 'publisher' else (info.qos_profile, qos)
-                reason = qos_incompatibility(pub, sub)
+                reasons = [qos_incompatibility(q, info.qos_profile) if kind == 'publisher'
+                           else qos_incompatibility(info.qos_profile, q) for q in profiles]
                 key = (kind, name, bytes(info.endpoint_gid))
-                if not reason or key in self._warned:
+                if not reasons or not all(reasons) or key in self._warned:
                     continue
                 self._warned.add(key)
                 self.incompatible += 1
@@ -381,7 +385,7 @@ class QosWatch:
                 node.get_logger().warning(
                     f'{other} {"subscribes to" if kind == "publisher" else "publishes"} {name} '
                     f'with QoS incompatible with this node\'s {kind}: no messages pass between '
-                    f'them ({reason})')
+                    f'them ({reasons[0]})')
 
 
 class PolledSubscription:

@@ -56,7 +56,7 @@ def test_a_callback_that_raises_is_counted_and_the_node_carries_on(ros_context, 
 def test_incompatible_qos_is_told_once_without_event_handlers(ros_context):
     """GuardedNode leaves out rclpy's per-endpoint QoS event handlers (polled at every executor
     wake-up) and its QosWatch tells a best-effort publisher / reliable subscription pair."""
-    from llm_agent_common.node import GuardedNode
+    from llm_agent_common.node import GuardedNode, latched_qos
     from rclpy.event_handler import EventHandler
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
@@ -68,8 +68,12 @@ def test_incompatible_qos_is_told_once_without_event_handlers(ros_context):
     try:
         talker.create_publisher(String, 'qos_probe', best_effort)
         talker.create_publisher(String, 'qos_fine', 10)
+        talker.create_publisher(String, 'qos_either', 10)                      # volatile
         listener.create_subscription(String, 'qos_probe', lambda m: None, 10)   # reliable
         listener.create_subscription(String, 'qos_fine', lambda m: None, best_effort)
+        # latched and volatile: the volatile publisher reaches the second, no warning
+        listener.create_subscription(String, 'qos_either', lambda m: None, latched_qos())
+        listener.create_subscription(String, 'qos_either', lambda m: None, 10)
         assert not [w for w in listener.waitables if isinstance(w, EventHandler)]
         listener.get_logger().warning = warnings.append
         deadline = time.monotonic() + 10.0
@@ -82,7 +86,7 @@ def test_incompatible_qos_is_told_once_without_event_handlers(ros_context):
         assert 'best-effort publisher, reliable subscription' in warnings[0]
         # and nothing about the compatible pair, whose profiles come back from the graph with
         # deadline and liveliness filled in
-        assert not [w for w in warnings if 'qos_fine' in w]
+        assert not [w for w in warnings if 'qos_fine' in w or 'qos_either' in w]
     finally:
         talker.destroy_node()
         listener.destroy_node()
