@@ -248,6 +248,17 @@ NOTES = [
 ]
 
 
+def _per_frame(load: Dict[str, Any], base: Dict[str, Any]) -> str:
+    """The world's CPU per published camera frame (rendering, physics and publishing; the
+    marginal cost between the two rates is the frame's own)."""
+    cpu = [w['usage']['sim_world']['cpu_percent'] for w in (load, base)]
+    hz = [w['frames_hz']['published_hz'] for w in (load, base)]
+    if not (hz[0] and hz[1]) or hz[0] <= hz[1]:
+        return ''
+    return (f': {cpu[0] * 10.0 / hz[0]:.1f} ms of CPU per published frame @30 Hz, '
+            f'{(cpu[0] - cpu[1]) * 10.0 / (hz[0] - hz[1]):.1f} ms per extra frame between the rates')
+
+
 def findings(data: Dict[str, Any]) -> List[str]:
     load, base = data['load'], data['baseline']
     perception = [n for n in gp.PERCEPTION if n != 'sim_world']
@@ -256,7 +267,8 @@ def findings(data: Dict[str, Any]) -> List[str]:
     out = [f'Perception nodes together: {cpu30:.0f} % of a core at 30 Hz vs {cpu10:.0f} % at '
            f'10 Hz ({_x(ratio_or_none(cpu30, cpu10))}); the sim world (camera renderer) '
            f'{load["usage"]["sim_world"]["cpu_percent"]:.0f} % vs '
-           f'{base["usage"]["sim_world"]["cpu_percent"]:.0f} %.',
+           f'{base["usage"]["sim_world"]["cpu_percent"]:.0f} %'
+           + _per_frame(load, base) + '.',
            f'Brain: {load["usage"]["decision_node"]["cpu_percent"]:.0f} % of a core and '
            f'{load["usage"]["decision_node"]["uss_mb_mean"]:.0f} MB USS (the 4-bit model); every '
            f'other node {min(load["usage"][n]["uss_mb_mean"] for n in NODES[:5] + NODES[6:]):.0f}-'

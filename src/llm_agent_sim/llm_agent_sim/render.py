@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Tuple
 
+import cv2
 import numpy as np
 
 from .world import KIND_TARGET, World, ray_segment_distances
@@ -120,5 +121,8 @@ class Camera:
             np.copyto(img, colour.view(np.uint32)[:, 0][None, :], where=mask)
             zmm = np.where(z <= self.max_depth_m, np.round(z * 1000.0), 0).astype(np.uint16)
             np.copyto(depth, zmm[None, :], where=mask)
-        bgr = img.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
-        return np.ascontiguousarray(bgr), depth
+        # OpenCV drops the 4th byte in one pass: numpy's copy of the strided (H, W, 3) view
+        # took 3-5 ms of the ~7 ms frame here, cvtColor 0.1-0.2 ms, the same bytes.
+        bgr = cv2.cvtColor(img.view(np.uint8).reshape(self.height, self.width, 4),
+                           cv2.COLOR_BGRA2BGR)
+        return bgr, depth
