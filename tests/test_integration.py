@@ -137,7 +137,7 @@ def test_unreachable_llm_gives_fallback_stop_never_blind_driving(ros_context, sp
             decision = future.result().decision
             assert (decision.skill, decision.source) == ('stop', 'fallback'), decision
             assert 'model loading' not in decision.rationale
-        assert node.counters['backend_errors'] >= 1
+        assert node.worker.errors >= 1
     finally:
         probe.executor.remove_node(node)
         node.destroy_node()

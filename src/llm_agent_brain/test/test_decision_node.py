@@ -369,7 +369,7 @@ def test_a_late_llm_lets_the_running_skill_go_on_until_the_bound(make_node, spin
     cn.create_subscription(Decision, 'agent/decision', seen.append, 10)
     pub = cn.create_publisher(Observation, 'agent/observation', 10)
     assert spin_until(ce, lambda: pub.get_subscription_count() > 0, 5.0)
-    assert node.dispatch.begin('move_forward', {'distance': 1.0, 'speed': 0.3}) is not None
+    assert node.goals.dispatch.begin('move_forward', {'distance': 1.0, 'speed': 0.3}) is not None
     feats = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
     pub.publish(observation(feats))
     assert spin_until(ce, lambda: node.counters['held'] >= 1, 10.0)
