@@ -38,7 +38,7 @@ class TransformersBackend(BackendBase):
                  max_instruction_chars: int = 500, scenario: str = prompt.DEFAULT_SCENARIO,
                  max_new_tokens: int = 48, num_threads: int = 0, examples: bool = True,
                  prompt_style: str = 'compact', instruction_caches: int = 4,
-                 one_pass: bool = True, log: Callable[[str], None] = LOG.info) -> None:
+                 one_pass: bool = True, log: Optional[Callable[[str], None]] = None) -> None:
         super().__init__()
         if quantization not in quant.QUANTIZATIONS:
             raise ValueError(f'quantization must be one of {quant.QUANTIZATIONS}')
@@ -63,7 +63,7 @@ class TransformersBackend(BackendBase):
         self.prompt_style = prompt_style
         self.instruction_caches = max(1, int(instruction_caches))
         self.one_pass = one_pass      # False: the earlier two-pass scoring (a bench baseline)
-        self._log = log
+        self._log = log or LOG.info  # callers without a logger pass None (the bench did)
         self.loaded: Optional[quant.LoadedModel] = None
         self.path = ''
         self._load_lock = threading.Lock()
