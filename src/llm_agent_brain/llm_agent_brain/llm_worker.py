@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from llm_agent_brain.decision_types import BackendError, Choice
 from llm_agent_brain.llm_scheduler import TOPIC, WARM, Job, LlmScheduler
@@ -85,18 +85,16 @@ class LlmWorker:
             self.logger.error(f'LLM decision crashed: {type(exc).__name__}: {exc}')
             return self.fallback(f'LLM crashed: {type(exc).__name__}')
 
-    def prepare(self, instruction: str) -> Optional[float]:
-        """Build the instruction's prompt cache off the decision path; its seconds, or None."""
+    def prepare(self, instruction: str) -> None:
+        """Build the instruction's prompt cache off the decision path (logged with its time)."""
         prepare = getattr(self.backend, 'prepare', None)
         if prepare is None:
-            return None
+            return
         t0 = time.monotonic()
         try:
             prepare(self.catalog, instruction)
         except Exception as exc:  # noqa: BLE001 - the first decision builds it then
             self.log.warning('prepare', f'could not prepare the instruction: {exc}')
-            return None
-        took = time.monotonic() - t0
+            return
         if not self.scheduler.stopped:  # after Ctrl-C there is no rosout to log to
-            self.logger.info(f'instruction prepared in {took:.2f} s')
-        return took
+            self.logger.info(f'instruction prepared in {time.monotonic() - t0:.2f} s')

@@ -1,11 +1,11 @@
 """decision_node's lifecycle, as Nav2's nodes have one, but driven by the node itself:
 `inactive` once its parameters check out (at start), `active` once its model is loaded (at once
 without one). A user's `deactivate` takes the LLM out until `activate`; `cleanup` is refused
-(the parameters are fixed at start). The node provides `backend`, `scheduler`, `not_ready()`
-and calls `start_lifecycle()` and, once loaded, `loaded()`."""
+(the parameters are fixed at start). The node provides `backend` and `scheduler`, calls
+`start_lifecycle()` in its constructor and, from its model's thread, `loaded()`."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
@@ -87,7 +87,7 @@ class SelfActivating(LifecycleNodeMixin):
         self.get_logger().info('finalized: the LLM worker stopped; end the process to leave')
         return Ok
 
-    def lifecycle_status(self) -> tuple:
+    def lifecycle_status(self) -> Tuple[bool, str]:
         """(ok, message) for diagnostics."""
         if not self.active:
             return False, self.not_ready() if self.backend is not None else 'configuring'
