@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from llm_agent_bench.closed_loop import LABELS, SOURCES, brain_params, latency_stats, per_minute
+from llm_agent_bench.closed_loop import LABELS, brain_figures, brain_params
 from llm_agent_bench.machine import cpu_model
 from llm_agent_bringup.client import AgentClient
 from llm_agent_bringup.graph import default_config_dir, load_graph, select
@@ -177,19 +177,16 @@ def run_episode(client: AgentClient, recorder: TraceRecorder, launcher: Launcher
 def brain_summary(rows: List[Dict[str, Any]], kinds: List[str]) -> Dict[str, Any]:
     """What the suite asks of each brain, over its scored episodes."""
     scored = [r for r in rows if r['scored']]
-    decisions = [d for r in scored for d in r['decisions']]
-    sim_s = sum(r['duration_s'] for r in scored)
-    by_source = {s: sum(d['source'] == s for d in decisions) for s in SOURCES}
-    latency = latency_stats([d['latency_ms'] for d in decisions])
-    n = len(scored)
+    f = brain_figures(scored)
+    latency = f['latency_ms']
     return {
-        'episodes': n, 'successes': sum(r['success'] for r in scored),
-        'success_rate': sum(r['success'] for r in scored) / n if n else None,
-        'collisions': sum(r['collisions'] for r in scored),
-        'llm_calls': by_source['llm'], 'llm_calls_per_min': per_minute(by_source['llm'], sim_s),
-        'decisions_by_source': by_source,
+        'episodes': f['episodes'], 'successes': f['successes'], 'success_rate': f['success_rate'],
+        'collisions': f['collisions'], 'llm_calls': f['llm_calls'],
+        'llm_missed_deadline': f['llm_missed_deadline'],
+        'llm_calls_per_min': f['llm_calls_per_min_sim'],
+        'decisions_by_source': f['decisions_by_source'],
         'latency_ms': {'p50': latency['p50'], 'p95': latency['p95']} if latency else None,
-        'sim_s': round(sim_s, 1), 'warmup_episodes': len(rows) - n,
+        'sim_s': round(f['sim_s'], 1), 'warmup_episodes': len(rows) - len(scored),
         'per_kind': {k: {'episodes': sum(r['kind'] == k for r in scored),
                          'successes': sum(r['kind'] == k and r['success'] for r in scored)}
                      for k in kinds},
