@@ -11,6 +11,8 @@ Arguments (`ros2 launch launch/agent.launch.py --show-args`):
   only:=a,b / without:=a,b    pick nodes or groups, as `llm-agent up --only/--without`
   cmd_vel_stamped:=''|true|false  cmd_vel as TwistStamped (Jazzy's diff_drive_controller, Nav2)
                           on the skill server and the built-in world (empty: the config files)
+  one_process:=true       every selected node in one process on one executor (agent_container:
+                          less memory; a crash then stops them all)
 Example: ros2 launch launch/agent.launch.py use_sim:=false namespace:=robot1 backend:=openai
 
 Run for real by the launch tests in test/launch/ (`make test`).

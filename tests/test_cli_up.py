@@ -1,4 +1,5 @@
-"""`llm-agent up` starts the graph, one process per node, and stops it with no process left."""
+"""`llm-agent up` starts the graph, one process per node or all in one (--one-process), and stops
+it with no process left."""
 import os
 import shutil
 import signal
@@ -21,26 +22,36 @@ def _descendants(pid: int):
         return []
 
 
-def test_up_starts_every_node_and_ctrl_c_leaves_nothing(ros_context, ros_env, spin_until):
+@pytest.mark.parametrize('one_process', [False, True], ids=['process_per_node', 'one_process'])
+def test_up_starts_every_node_and_ctrl_c_leaves_nothing(ros_context, ros_env, spin_until,
+                                                        one_process):
     import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import LaserScan
     # The brain loads an LLM (tens of seconds); its own tests cover it. Everything else starts.
     expected = {e.name for e in select(load_graph(), without=['brain'])}
-    proc = subprocess.Popen([LLM_AGENT, 'up', '--without', 'brain'], env=ros_env,
+    proc = subprocess.Popen([LLM_AGENT, 'up', '--without', 'brain']
+                            + (['--one-process'] if one_process else []), env=ros_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     node = rclpy.create_node('up_probe', context=ros_context)
+    filtered = []   # the world's scan through scan_filter: the nodes work, not only exist
+    node.create_subscription(LaserScan, '/scan/filtered', filtered.append, qos_profile_sensor_data)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     children = []
     try:
-        seen = lambda: expected <= set(node.get_node_names())  # noqa: E731
+        seen = lambda: expected <= set(node.get_node_names()) and filtered  # noqa: E731
         assert spin_until(executor, seen, timeout_s=60.0, step_s=0.2), node.get_node_names()
         children = _descendants(proc.pid)
-        assert len(children) >= len(expected)
+        if one_process:
+            assert len(children) == 1, children
+        else:
+            assert len(children) >= len(expected)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=40)
         assert proc.returncode == 0, out
         assert 'Traceback' not in out, out
-        assert f'stopped {len(expected)} node(s)' in out
+        assert f'stopped {1 if one_process else len(expected)} node(s)' in out
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -174,6 +174,51 @@ def test_node_specs_agree_with_llm_agent_up(namespace, use_sim_time):
             assert follows_clock is False, 'the world never follows /clock'
 
 
+@pytest.mark.parametrize('namespace', ['', 'robot1'])
+@pytest.mark.parametrize('use_sim_time', [False, True])
+def test_one_process_gives_each_node_the_args_of_its_own_process(namespace, use_sim_time):
+    from llm_agent_bringup import container
+    overrides = {helper.OVERRIDE_NODE: {'backend': 'openai'}}
+    shared = {'cmd_vel_stamped': True}
+    spec = helper.container_spec(CONFIG, namespace=namespace, use_sim_time=use_sim_time,
+                                 overrides=overrides, shared=shared)
+    assert (spec['package'], spec['executable']) == ('llm_agent_bringup', 'agent_container')
+    planned = container.plan(container.parse(spec['arguments']))
+    specs = helper.node_specs(CONFIG, namespace=namespace, use_sim_time=use_sim_time,
+                              overrides=overrides, shared=shared)
+    assert [e.name for e, _ in planned] == [s['name'] for s in specs]
+    for (entry, args), node_spec in zip(planned, specs, strict=True):
+        extra = node_spec['parameters'][-1]
+        extra = {} if set(extra) == {'use_sim_time'} else extra
+        expected = graph.ros_args(entry, CONFIG, namespace, use_sim_time,
+                                  [a for k, v in extra.items()
+                                   for a in ('-p', f'{k}:={str(v).lower() if isinstance(v, bool) else v}')])
+        assert args == expected, entry.name
+    assert helper.container_spec(CONFIG, only=['sim'], without=['sim']) is None
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--nodes', 'observer,teleporter'], 'unknown or unselected node(s) teleporter'),
+    (['--nodes', 'observer', '--extra-json', '{"decision_node": ["-p", "x:=1"]}'],
+     'unknown or unselected node(s) decision_node'),
+    (['--nodes', 'observer', '--extra-json', '{"observer": "-p x:=1"}'], 'lists of strings'),
+    (['--nodes', 'observer', '--extra-json', '{oops'], 'not JSON'),
+])
+def test_container_refuses_what_it_cannot_run(argv, message):
+    from llm_agent_bringup import container
+    with pytest.raises(graph.GraphError, match=re.escape(message)):
+        container.plan(container.parse(['--config', CONFIG] + argv))
+
+
+@pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)
+def test_every_graph_node_can_run_in_a_container(entry):
+    from llm_agent_bringup import container
+    from llm_agent_common.node import Component
+    from rclpy.node import Node
+    component = container.component_of(entry)
+    assert isinstance(component, Component) and issubclass(component.make, Node), entry.module
+
+
 def test_use_sim_false_leaves_the_world_out():
     names = [s['name'] for s in helper.node_specs(CONFIG, use_sim=False)]
     assert names == [e.name for e in ENTRIES if e.group != 'sim']

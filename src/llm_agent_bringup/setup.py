@@ -41,6 +41,8 @@ setup(
     license='Apache-2.0',
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
-        'console_scripts': [],
+        'console_scripts': [
+            'agent_container = llm_agent_bringup.executables:agent_container',
+        ],
     },
 )

@@ -3,7 +3,8 @@ launch exits 0, every node "has finished cleanly" (exit 0) before launch's SIGIN
 escalate to SIGTERM, and no node prints a traceback or an error. Also with a second Ctrl-C, while
 the model is still loading, and with SIGTERM sent to each node (what launch sends after its SIGINT
 timeout, and what systemd or Docker send; `ros2 launch` itself dies of SIGTERM without stopping
-its children, upstream behaviour, so the test does not send it there)."""
+its children, upstream behaviour, so the test does not send it there). And with every node in one
+process (one_process:=true)."""
 import os
 import re
 import signal
@@ -52,18 +53,20 @@ def _launch_and_stop(env: dict, tmp_path, signals, wait_for: str, at_least_s: fl
     return text
 
 
-@pytest.mark.parametrize('case', ['running', 'loading', 'twice', 'sigterm'])
+@pytest.mark.parametrize('case', ['running', 'loading', 'twice', 'sigterm', 'one_process'])
 def test_ctrl_c_ends_every_node_cleanly(case, ros_env, tmp_path):
     signals = {'twice': [signal.SIGINT, signal.SIGINT],
                'sigterm': [signal.SIGTERM]}.get(case, [signal.SIGINT])
     # 'loading': stop 3 s after the start, while the model loads (the transformers backend: it
     # loads for seconds, llama.cpp in under one); the others once it is ready.
     wait_for, at_least = ('', 3.0) if case == 'loading' else (READY, 0.0)
-    args = ('backend:=transformers',) if case == 'loading' else ()
+    args = {'loading': ('backend:=transformers',), 'one_process': ('one_process:=true',)}.get(case, ())
     text = _launch_and_stop(ros_env, tmp_path, signals, wait_for, at_least, args)
     if case == 'loading':
         assert READY not in text.split('sending signal')[0], 'the model was not loading any more'
-    assert text.count('process has finished cleanly') == NODES, text[-4000:]
+    processes = 1 if case == 'one_process' else NODES   # one agent_container runs all seven
+    assert text.count('process started with pid') == processes, text[-4000:]
+    assert text.count('process has finished cleanly') == processes, text[-4000:]
     for bad in ('escalating to', 'Traceback (most recent call last)', 'process has died',
                 '[ERROR]', 'Failed to publish log message'):
         assert bad not in text, f'{bad!r} in the output of ros2 launch:\n{text[-4000:]}'

@@ -19,11 +19,12 @@ from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.catalog import load_catalog
 from llm_agent_common.node import (
     LASER_POSE_PARAMS,
+    Component,
     GuardedNode,
     Param,
     Params,
     latched_qos,
-    run_node,
+    run_component,
 )
 from nav_msgs.msg import Odometry
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -429,11 +430,14 @@ class SkillServer(GuardedNode):
         self.diag_pub.publish(msg)
 
 
+# One thread per running or waiting goal (each blocks in its execute callback) plus room for
+# the control timer, watchdog, subscriptions and services.
+COMPONENT = Component(SkillServer, threads=lambda node: int(node.p['max_active_goals']) + 6)
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the skill server until Ctrl-C; the base is commanded to zero on the way out."""
-    # One thread per running or waiting goal (each blocks in its execute callback) plus room
-    # for the control timer, watchdog, subscriptions and services.
-    return run_node(SkillServer, args, threads=lambda node: int(node.p['max_active_goals']) + 6)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,15 @@ from collections import deque
 from typing import Any, Deque, Dict, Optional, Tuple
 
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import Diagnostics, GuardedNode, Params, ThrottledLog, latched_qos, run_node
+from llm_agent_common.node import (
+    Component,
+    Diagnostics,
+    GuardedNode,
+    Params,
+    ThrottledLog,
+    latched_qos,
+    run_component,
+)
 from llm_agent_common.stats import percentile
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from std_msgs.msg import Bool, String
@@ -314,8 +322,11 @@ class DecisionNode(GuardedNode, SelfActivating):
         super().destroy_node()
 
 
+COMPONENT = Component(DecisionNode, threads=4)
+
+
 def main(args: Any = None) -> int:
-    return run_node(DecisionNode, args=args, threads=4)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

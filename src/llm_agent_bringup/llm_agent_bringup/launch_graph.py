@@ -15,12 +15,15 @@ Each launch file is then three lines: its GROUPS and `generate(GROUPS, launch_di
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from llm_agent_brain.backends.base import BACKEND_CHOICES
 
+from llm_agent_bringup.container import NAME as CONTAINER_NAME
+from llm_agent_bringup.container import container_args
 from llm_agent_bringup.graph import (
     GraphError,
+    NodeEntry,
     clock_topic,
     dds_env,
     default_config_dir,
@@ -79,6 +82,26 @@ def brain_overrides(backend: str = '', model: str = '') -> Dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
+def _selection(config_dir: str, groups: Sequence[str], use_sim: bool, use_sim_time: bool,
+               only: Iterable[str], without: Iterable[str],
+               overrides: Optional[Mapping[str, Mapping[str, Any]]],
+               shared: Optional[Mapping[str, Any]]) -> List[Tuple[NodeEntry, bool, Dict[str, Any]]]:
+    """(entry, follows /clock, parameter overrides) of each selected node, in graph order."""
+    entries = load_graph(config_dir)
+    if groups:
+        entries = select(entries, only=groups)
+    entries = select(entries, only=list(only), without=list(without), use_sim=use_sim)
+    picked = []
+    for entry in entries:
+        extra = dict((overrides or {}).get(entry.name, {}))
+        if shared:
+            declared = file_parameters(entry, config_dir)
+            extra.update({k: v for k, v in shared.items() if k in declared})
+        # The world is the clock's source: it never follows /clock itself (graph.ros_args).
+        picked.append((entry, use_sim_time and entry.group != 'sim', extra))
+    return picked
+
+
 def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = '',
                use_sim: bool = True, use_sim_time: bool = False,
                only: Iterable[str] = (), without: Iterable[str] = (),
@@ -91,22 +114,13 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
     order, then use_sim_time, then its overrides: later entries win, as with `--ros-args -p`.
     `shared` values go to every node whose parameter files set that parameter.
     """
-    entries = load_graph(config_dir)
-    if groups:
-        entries = select(entries, only=groups)
-    entries = select(entries, only=list(only), without=list(without), use_sim=use_sim)
     ns = normalise_namespace(namespace).lstrip('/')
     added_env = dds_env(config_dir)
     specs = []
-    for entry in entries:
-        # The world is the clock's source: it never follows /clock itself (graph.ros_args).
-        follows_clock = use_sim_time and entry.group != 'sim'
+    for entry, follows_clock, extra in _selection(config_dir, groups, use_sim, use_sim_time,
+                                                  only, without, overrides, shared):
         parameters: List[Any] = list(entry.param_files(config_dir))
         parameters.append({'use_sim_time': follows_clock})
-        extra = dict((overrides or {}).get(entry.name, {}))
-        if shared:
-            declared = file_parameters(entry, config_dir)
-            extra.update({k: v for k, v in shared.items() if k in declared})
         if extra:
             parameters.append(extra)
         spec: Dict[str, Any] = {
@@ -125,6 +139,38 @@ def node_specs(config_dir: str, groups: Sequence[str] = (), *, namespace: str = 
             spec['remappings'] = [('/clock', clock_topic(ns))]  # one sim clock per robot
         specs.append(spec)
     return specs
+
+
+def container_spec(config_dir: str, groups: Sequence[str] = (), *, namespace: str = '',
+                   use_sim: bool = True, use_sim_time: bool = False,
+                   only: Iterable[str] = (), without: Iterable[str] = (),
+                   overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                   shared: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    """`one_process:=true`: the launch_ros.actions.Node keyword arguments of one agent_container
+    running the nodes node_specs() would start (same selection, overrides as `-p`); None when
+    the selection is empty. Each node gets the --ros-args of its own process (graph.ros_args),
+    so its namespace is absolute: an including file's PushRosNamespace does not reach it."""
+    picked = _selection(config_dir, groups, use_sim, use_sim_time, only, without, overrides,
+                        shared)
+    if not picked:
+        return None
+    extra = {e.name: [a for k, v in x.items() for a in ('-p', f'{k}:={_param_text(v)}')]
+             for e, _, x in picked if x}
+    spec: Dict[str, Any] = {
+        'package': 'llm_agent_bringup', 'executable': CONTAINER_NAME,
+        'arguments': container_args([e for e, _, _ in picked], config_dir, namespace=namespace,
+                                    use_sim_time=use_sim_time, extra_args=extra),
+        'output': 'screen', 'emulate_tty': True,
+    }
+    added_env = dds_env(config_dir)
+    if added_env:
+        spec['additional_env'] = dict(added_env)
+    return spec
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value as `-p name:=value` writes it (YAML: true/false for booleans)."""
+    return ('true' if value else 'false') if isinstance(value, bool) else str(value)
 
 
 # --- launch part: imports launch/launch_ros only when a launch file is loaded ----------------
@@ -170,6 +216,11 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
     args += [DeclareLaunchArgument(name, default_value='', choices=['', 'true', 'false'],
                                    description=f'{text} (empty: the parameter files\' value)')
              for name, text in SHARED_PARAMETERS.items()]
+    args.append(DeclareLaunchArgument('one_process', default_value='false',
+                                      choices=['true', 'false'],
+                                      description='run the nodes in one process on one executor '
+                                                  '(agent_container: less memory; a crash stops '
+                                                  'them all)'))
     if selection:
         args += [
             DeclareLaunchArgument('only', default_value='',
@@ -182,7 +233,8 @@ def declare_arguments(*, sim_switch: bool, sim_time: bool, brain: bool, selectio
 
 def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, selection: bool,
            launch_dir: str) -> list:
-    """OpaqueFunction body: resolve the arguments, then one Node per selected graph entry."""
+    """OpaqueFunction body: resolve the arguments, then one Node per selected graph entry (or
+    one agent_container for them all with one_process:=true)."""
     from launch_ros.actions import Node
 
     def arg(name: str) -> str:
@@ -197,12 +249,16 @@ def _nodes(context, groups: Sequence[str], sim_switch: bool, brain: bool, select
         overrides[OVERRIDE_NODE] = brain_overrides(arg('backend'), arg('model'))
     shared = {name: parse_bool(name, arg(name)) for name in SHARED_PARAMETERS if arg(name)}
     split = (lambda text: [s.strip() for s in text.split(',') if s.strip()])
-    specs = node_specs(resolve_config_dir(arg('config'), launch_dir), groups,
-                       namespace=arg('namespace'),
-                       use_sim=use_sim, use_sim_time=use_sim_time,
-                       only=split(arg('only')) if selection else (),
-                       without=split(arg('without')) if selection else (),
-                       overrides=overrides, shared=shared)
+    config_dir = resolve_config_dir(arg('config'), launch_dir)
+    how = dict(namespace=arg('namespace'), use_sim=use_sim, use_sim_time=use_sim_time,
+               only=split(arg('only')) if selection else (),
+               without=split(arg('without')) if selection else (),
+               overrides=overrides, shared=shared)
+    if parse_bool('one_process', arg('one_process') or 'false'):
+        spec = container_spec(config_dir, groups, **how)
+        specs = [spec] if spec else []
+    else:
+        specs = node_specs(config_dir, groups, **how)
     if not specs:
         raise GraphError('the selection is empty: nothing to launch')
     return [Node(**spec) for spec in specs]

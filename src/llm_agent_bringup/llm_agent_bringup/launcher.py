@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
+from .container import NAME, container_args
 from .graph import NodeEntry, dds_env, ros_args
 
 Log = Callable[[str], None]
@@ -35,8 +36,20 @@ def node_command(entry: NodeEntry, config_dir: str, namespace: str, use_sim_time
         entry, config_dir, namespace=namespace, use_sim_time=use_sim_time, extra=extra)
 
 
+def container_command(entries: Sequence[NodeEntry], config_dir: str, namespace: str,
+                      use_sim_time: bool, extra_args: Dict[str, List[str]]) -> List[str]:
+    """`python -m llm_agent_common.entry llm_agent_bringup.container ...`: the nodes in one process."""
+    return [sys.executable, '-m', 'llm_agent_common.entry', CONTAINER.module] + container_args(
+        entries, config_dir, namespace=namespace, use_sim_time=use_sim_time, extra_args=extra_args)
+
+
+# The one process of --one-process, shown in logs and exit reports as if it were a node.
+CONTAINER = NodeEntry(NAME, 'llm_agent_bringup', NAME, 'llm_agent_bringup.container', 'container', ())
+
+
 class Launcher:
-    """Start a set of nodes, one process each, and stop every one of them on the way out."""
+    """Start a set of nodes, one process each (or all in one with one_process), and stop every
+    one of them on the way out."""
 
     def __init__(self, log: Log = print, stop_timeout_s: float = 10.0,
                  log_dir: Optional[str] = None):
@@ -49,13 +62,17 @@ class Launcher:
 
     def start(self, entries: Sequence[NodeEntry], config_dir: str, namespace: str = '',
               use_sim_time: bool = False, extra_args: Optional[Dict[str, List[str]]] = None,
-              env: Optional[Dict[str, str]] = None) -> None:
+              env: Optional[Dict[str, str]] = None, one_process: bool = False) -> None:
         extra_args = extra_args or {}
         base = dict(os.environ if env is None else env)
         env = dict(base, **dds_env(config_dir, base))
-        for entry in entries:
-            cmd = node_command(entry, config_dir, namespace, use_sim_time,
-                               extra_args.get(entry.name, []))
+        commands = [(e, node_command(e, config_dir, namespace, use_sim_time, extra_args.get(e.name, [])))
+                    for e in entries]
+        if one_process and entries:
+            commands = [(CONTAINER, container_command(entries, config_dir, namespace, use_sim_time,
+                                                      extra_args))]
+            self.log(f'[llm-agent] one process for {", ".join(e.name for e in entries)}')
+        for entry, cmd in commands:
             out = None
             if self.log_dir:
                 os.makedirs(self.log_dir, exist_ok=True)

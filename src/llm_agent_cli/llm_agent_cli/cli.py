@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest='command', required=True)
     up = sub.add_parser('up', help='start the graph, one process per node; Ctrl-C stops it all')
     _add_graph_args(up)
+    up.add_argument('--one-process', action='store_true',
+                    help='run the selected nodes in one process on one executor (less memory: '
+                         'one interpreter and DDS participant; a crash then stops them all)')
     up.add_argument('--sim-time', action='store_true',
                     help='nodes follow /clock even without the built-in world in this run '
                          '(the world or Gazebo runs in another process)')
@@ -83,7 +86,8 @@ def run_up(args: argparse.Namespace) -> int:
     use_sim_time = args.sim_time or any(e.group == 'sim' for e in entries)
     previous = {s: signal.signal(s, launcher.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        launcher.start(entries, config_dir, namespace=args.namespace, use_sim_time=use_sim_time)
+        launcher.start(entries, config_dir, namespace=args.namespace, use_sim_time=use_sim_time,
+                       one_process=args.one_process)
         return launcher.wait(args.duration)
     finally:
         launcher.stop()

@@ -741,20 +741,48 @@ class LeanMultiThreadedExecutor(MultiThreadedExecutor):
                 future.result()  # raise what a callback raised
 
 
+@dataclass(frozen=True)
+class Component:
+    """A node class and what running it needs, alone in its process (`run_component`) or beside
+    other nodes in one (`run_nodes`, behind `llm-agent up --one-process`): the executor threads
+    it needs (a number, or a function of the made node) and the constructor's exceptions that are
+    a user's error (a bad parameter or file), logged as such instead of a traceback.
+
+    1 thread: the node's callbacks only hand work to a LatestWorker or return at once; more: its
+    callbacks block (an action's execute waits for its goal)."""
+
+    make: Callable[..., Node]
+    threads: Union[int, Callable[[Node], int]] = 1
+    fatal: Tuple[type, ...] = ()
+
+    def thread_count(self, node: Node) -> int:
+        return int(self.threads(node)) if callable(self.threads) else int(self.threads)
+
+
 def run_node(make_node: Callable[[], Node], args=None,
              threads: Union[int, Callable[[Node], int]] = 1,
              fatal: Tuple[type, ...] = ()) -> int:
-    """Run one node until SIGINT or SIGTERM and shut it down cleanly; the process exit code.
+    """Run one node until SIGINT or SIGTERM and shut it down cleanly; the process exit code."""
+    return run_nodes([(Component(make_node, threads, fatal), {})], args)
 
-    `threads` 1 spins a SingleThreadedExecutor (the cheapest: nodes whose callbacks only hand
-    work to a LatestWorker); more, or a function of the node, a MultiThreadedExecutor of that
-    size (callbacks that block, e.g. an action's execute). `fatal` exceptions from `make_node`
-    (a bad parameter or file) are logged and give exit code 1 instead of a traceback.
+
+def run_component(component: Component, args=None) -> int:
+    """A node module's main(): its Component alone in this process."""
+    return run_nodes([(component, {})], args)
+
+
+def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> int:
+    """Run nodes on one executor in this process until SIGINT or SIGTERM and shut them down
+    cleanly; the process exit code. Each part's keyword arguments go to its constructor (a
+    container gives each node its own `cli_args`).
+
+    The executor has as many threads as the nodes need alone, summed: 1 in all spins a
+    SingleThreadedExecutor (the cheapest), more a MultiThreadedExecutor of that size.
 
     rclpy's own signal handler shuts the context down under running callbacks (they then fail
     on destroyed publishers and the log cannot reach rosout); here the signal only ends the
-    spin, then the node's `close()` stops its threads, callbacks in flight finish, and only then
-    are the node and the context destroyed.
+    spin, then each node's `close()` stops its threads, callbacks in flight finish, and only then
+    are the nodes and the context destroyed.
     """
     from rclpy.exceptions import ParameterException
     from rclpy.executors import SingleThreadedExecutor
@@ -771,19 +799,21 @@ def run_node(make_node: Callable[[], Node], args=None,
         rclpy.try_shutdown()
         _delete_participant()
         return 0
-    node: Optional[Node] = None
+    nodes: List[Node] = []
     executor: Any = None
     stuck = False
     try:
-        try:
-            node = make_node()
-        except (ParameterException, *fatal) as exc:
-            rclpy.logging.get_logger('run_node').fatal(f'{type(exc).__name__}: {exc}')
-            return 1
-        count = threads(node) if callable(threads) else threads
+        for component, kwargs in parts:
+            try:
+                nodes.append(component.make(**kwargs))
+            except (ParameterException, *component.fatal) as exc:
+                rclpy.logging.get_logger('run_node').fatal(f'{type(exc).__name__}: {exc}')
+                return 1
+        count = sum(c.thread_count(n) for (c, _), n in zip(parts, nodes))
         executor = (SingleThreadedExecutor() if count <= 1
                     else LeanMultiThreadedExecutor(num_threads=count))
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         watchdog.wake = executor.wake
         failures = 0
         while rclpy.ok() and not stop.signal:
@@ -794,23 +824,24 @@ def run_node(make_node: Callable[[], Node], args=None,
             except Exception as exc:  # noqa: BLE001 - rclpy's own callbacks (our callbacks are
                 failures += 1         # guarded by GuardedNode): one failure must not end the node
                 if failures <= 3 or failures % 100 == 0:
-                    node.get_logger().error(f'executor: {type(exc).__name__}: {exc} '
-                                            f'({failures} so far; the node carries on)')
+                    nodes[0].get_logger().error(f'executor: {type(exc).__name__}: {exc} '
+                                                f'({failures} so far; the node carries on)')
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        close = getattr(node, 'close', None)
-        if close is not None:
-            close()  # stop the node's own threads first, so none publishes on a destroyed node
+        for node in nodes:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()  # stop the node's own threads first, so none publishes on a destroyed node
         if executor is not None:
             stuck = not _wait_for_callbacks(executor, CALLBACKS_WAIT_S)
             executor.shutdown(timeout_sec=1.0)
-        if node is not None:
+        for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
         _delete_participant()
-    if stuck or getattr(node, 'leave_now', False):
-        # A thread the node could not stop (torch loading a model, a callback still running):
+    if stuck or any(getattr(node, 'leave_now', False) for node in nodes):
+        # A thread a node could not stop (torch loading a model, a callback still running):
         # Python's exit would wait for it or abort under it; everything is closed, so leave.
         sys.stdout.flush()
         sys.stderr.flush()

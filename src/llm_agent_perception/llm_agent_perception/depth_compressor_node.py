@@ -5,6 +5,7 @@ import time
 
 from llm_agent_common.node import (
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     LatestWorker,
@@ -12,7 +13,7 @@ from llm_agent_common.node import (
     Param,
     Params,
     StreamStats,
-    run_node,
+    run_component,
     sensor_pub_qos,
     sensor_qos,
 )
@@ -97,9 +98,12 @@ class DepthCompressor(GuardedNode):
         self._worker.stop()
 
 
+COMPONENT = Component(DepthCompressor)
+
+
 def main(args=None) -> int:
     """Run the depth_compressor node until Ctrl-C."""
-    return run_node(DepthCompressor, args)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ from typing import Optional
 
 from llm_agent_common.node import (
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     LatestWorker,
@@ -16,7 +17,7 @@ from llm_agent_common.node import (
     Param,
     Params,
     StreamStats,
-    run_node,
+    run_component,
     sensor_pub_qos,
     sensor_qos,
 )
@@ -254,9 +255,12 @@ class ImageCompressor(GuardedNode):
             self._video_worker.stop()
 
 
+COMPONENT = Component(ImageCompressor)
+
+
 def main(args=None) -> int:
     """Run the image_compressor node until Ctrl-C."""
-    return run_node(ImageCompressor, args)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

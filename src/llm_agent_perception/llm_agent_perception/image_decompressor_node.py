@@ -6,12 +6,13 @@ import time
 import numpy as np
 from llm_agent_common.node import (
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     Param,
     Params,
     StreamStats,
-    run_node,
+    run_component,
     sensor_pub_qos,
     sensor_qos,
 )
@@ -65,9 +66,12 @@ class ImageDecompressor(GuardedNode):
         self.stats.rate_out.add(len(out.data))
 
 
+COMPONENT = Component(ImageDecompressor)
+
+
 def main(args=None) -> int:
     """Run the image_decompressor node until Ctrl-C."""
-    return run_node(ImageDecompressor, args)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

@@ -12,13 +12,14 @@ from llm_agent_common.angles import yaw_from_quaternion
 from llm_agent_common.node import (
     LASER_POSE_PARAMS,
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     Param,
     Params,
     StreamStats,
     latched_qos,
-    run_node,
+    run_component,
     sensor_qos,
 )
 from nav_msgs.msg import Odometry
@@ -213,9 +214,12 @@ class Observer(GuardedNode):
         self.stats.rate_out.add(len(values) * 4 + len(msg.summary))
 
 
+COMPONENT = Component(Observer)
+
+
 def main(args=None) -> int:
     """Run the observer node until Ctrl-C."""
-    return run_node(Observer, args)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

@@ -7,12 +7,13 @@ import time
 import numpy as np
 from llm_agent_common.node import (
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     Param,
     Params,
     StreamStats,
-    run_node,
+    run_component,
     sensor_pub_qos,
     sensor_qos,
 )
@@ -121,9 +122,12 @@ class ScanFilter(GuardedNode):
             self.compressed_stats.rate_out.add(len(packed.data))
 
 
+COMPONENT = Component(ScanFilter)
+
+
 def main(args=None) -> int:
     """Run the scan_filter node until Ctrl-C."""
-    return run_node(ScanFilter, args)
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

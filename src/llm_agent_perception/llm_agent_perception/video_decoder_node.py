@@ -8,12 +8,13 @@ from typing import Optional
 
 from llm_agent_common.node import (
     BadInputs,
+    Component,
     Diagnostics,
     GuardedNode,
     Param,
     Params,
     StreamStats,
-    run_node,
+    run_component,
     sensor_pub_qos,
     sensor_qos,
 )
@@ -96,9 +97,12 @@ class VideoDecoderNode(GuardedNode):
         self.stats.rate_out.add(len(out.data))
 
 
+COMPONENT = Component(VideoDecoderNode, fatal=(MissingMessages,))
+
+
 def main(args=None) -> int:
     """Run the video_decoder node until Ctrl-C."""
-    return run_node(VideoDecoderNode, args, fatal=(MissingMessages,))
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':

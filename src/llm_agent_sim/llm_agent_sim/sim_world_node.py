@@ -19,11 +19,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from llm_agent_common.config import ConfigNotFound, installed_config
 from llm_agent_common.node import (
+    Component,
     GuardedNode,
     LatestWorker,
     Param,
     Params,
-    run_node,
+    run_component,
     sensor_pub_qos,
 )
 from nav_msgs.msg import Odometry
@@ -441,9 +442,12 @@ class SimWorldNode(GuardedNode):
         self.pub_diag.publish(DiagnosticArray(header=Header(stamp=_stamp(t)), status=[status]))
 
 
+COMPONENT = Component(SimWorldNode, fatal=(WorldError, ValueError))
+
+
 def main(args: Optional[List[str]] = None) -> int:
     """Run the sim_world node until Ctrl-C; return 0, or 1 when the world cannot be built."""
-    return run_node(SimWorldNode, args, fatal=(WorldError, ValueError))
+    return run_component(COMPONENT, args)
 
 
 if __name__ == '__main__':
