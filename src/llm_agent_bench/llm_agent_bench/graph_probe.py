@@ -22,15 +22,14 @@ from __future__ import annotations
 import bisect
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from llm_agent_bringup.graph import clock_topic, dds_env, default_config_dir, load_graph, select
-from llm_agent_bringup.launcher import Child, Launcher, node_command
+from llm_agent_bringup.graph import clock_topic, default_config_dir, load_graph, select
+from llm_agent_bringup.launcher import Launcher
 
 from .core import quantiles
 
@@ -224,31 +223,27 @@ def _mean(values: Sequence[float]) -> float:
 # ---------------------------------------------------------------- processes
 
 class RunningGraph:
-    """Nodes of graph.yaml started in one namespace with parameter overrides (`-p` per node);
-    their output goes to log files, shown when a node dies."""
+    """Nodes of graph.yaml started in one namespace with parameter overrides (`-p` per node), a
+    process each or all in one (`one_process`, as `llm-agent up --one-process`); their output
+    goes to log files, shown when a node dies."""
 
     def __init__(self, only: Sequence[str], namespace: str = '',
                  params: Optional[Dict[str, Dict[str, Any]]] = None,
                  config_dir: Optional[str] = None, log: Callable[[str], None] = print,
-                 use_sim_time: bool = True):
+                 use_sim_time: bool = True, one_process: bool = False):
         self.config_dir = config_dir or default_config_dir()
         self.namespace = namespace
         self.log = log
         self.log_dir = tempfile.mkdtemp(prefix='llm_agent_bench_logs_')
-        self.launcher = Launcher(log=lambda _msg: None)
-        # As `llm-agent up` and the launch files run them: without the Fast DDS profile 0.9 MB
-        # frames went over UDP fragments and half of them were lost (bench section 5 before).
-        env = dict(os.environ, **dds_env(self.config_dir))
+        # As `llm-agent up` and the launch files run them (the launcher adds the Fast DDS
+        # profile: without it 0.9 MB frames went over UDP fragments and half were lost).
+        self.launcher = Launcher(log=lambda _msg: None, log_dir=self.log_dir)
+        extra = {node: [a for name, value in values.items() for a in ('-p', f'{name}:={value}')]
+                 for node, values in (params or {}).items()}
         try:
-            for entry in select(load_graph(self.config_dir), only=only):
-                extra: List[str] = []
-                for name, value in (params or {}).get(entry.name, {}).items():
-                    extra += ['-p', f'{name}:={value}']
-                cmd = node_command(entry, self.config_dir, namespace, use_sim_time, extra)
-                with open(os.path.join(self.log_dir, f'{entry.name}.log'), 'wb') as out:
-                    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, env=env)
-                self.launcher.children.append(Child(entry, proc))
+            self.launcher.start(select(load_graph(self.config_dir), only=only), self.config_dir,
+                                namespace=namespace, use_sim_time=use_sim_time, extra_args=extra,
+                                one_process=one_process)
         except BaseException:
             self.stop()   # no node left behind when a later one cannot start
             raise

@@ -71,6 +71,50 @@ def brain_alone(ctx: BenchContext, n: int) -> List[float]:
         shutil.rmtree(brain_dir, ignore_errors=True)
 
 
+# The one-process comparison runs the graph without the brain: its LLM calls come in bursts that
+# would swamp a difference of a few percent; the brain's model is in memory either way.
+MODE_GROUPS = ('sim', 'perception', 'actuation')
+MODES = ('per_process', 'one_process')
+
+
+def process_modes(ctx: BenchContext, seconds: float) -> Dict[str, Any]:
+    """The graph without the brain, camera at 30 Hz and the compressed topics read, started as
+    a process per node and as one process (`llm-agent up --one-process`), in turn (ABBA):
+    CPU and memory summed over its processes, and the compressed frames it delivered."""
+    runs: Dict[str, List[Dict[str, float]]] = {m: [] for m in MODES}
+    for mode in (MODES + MODES[::-1]):
+        graph = gp.RunningGraph(MODE_GROUPS, params={'sim_world': {'camera_rate_hz': LOAD_HZ}},
+                                config_dir=ctx.config_dir, log=ctx.log,
+                                one_process=mode == 'one_process')
+        probe = None
+        try:
+            probe = gp.Probe([''])
+            probe.wait_for(lambda p=probe: p.streaming('', WORKERS[:-1]), 120, 'the graph', [graph])
+            probe.read_compressed('', True)
+            time.sleep(2.0)
+            ctx.log(f'[resources] {mode.replace("_", " ")}: camera {LOAD_HZ:g} Hz for {seconds:g} s')
+            t0, t1, usage = gp.measure(probe, [graph], seconds)
+            rec = probe.snapshot('')
+        finally:
+            if probe is not None:
+                probe.close()
+            graph.stop()
+        encoded = gp.diag_delta(rec.diags, 'image_compressor', 'messages_out', t0, t1)
+        runs[mode].append({
+            'cpu_percent': sum(u['cpu_percent'] for u in usage.values()),
+            'pss_mb_mean': sum(u['pss_mb_mean'] for u in usage.values()),
+            'uss_mb_mean': sum(u['uss_mb_mean'] for u in usage.values()),
+            'processes': len(usage),
+            'compressed_hz': encoded[0] / (encoded[2] - encoded[1]) if encoded and
+            encoded[2] > encoded[1] else None})
+    out: Dict[str, Any] = {m: {k: _mean_or_none([r[k] for r in runs[m]]) for k in runs[m][0]}
+                           for m in MODES}
+    out['ratio_one_to_per'] = {k: ratio_or_none(out['one_process'][k], out['per_process'][k])
+                               for k in ('cpu_percent', 'pss_mb_mean', 'uss_mb_mean')}
+    out['nodes'] = list(MODE_GROUPS)
+    return out
+
+
 def run(ctx: BenchContext) -> Section:
     window_s = ctx.pick(6.0, 30.0)
     n_llm = ctx.pick(3, 16)
@@ -119,6 +163,8 @@ def run(ctx: BenchContext) -> Section:
                         'graph_30hz': gp.spread(llm_graph, (50, 95))})
     data['llm_ms']['ratio_p50'] = ratio_or_none(data['llm_ms']['graph_30hz']['p50'],
                                                 data['llm_ms']['alone']['p50'])
+    if not ctx.quick:   # the tests start the graph both ways (tests/test_cli_up.py)
+        data['process_modes'] = process_modes(ctx, window_s)
     return report(ctx, data)
 
 
@@ -210,6 +256,18 @@ def report(ctx: BenchContext, data: Dict[str, Any]) -> Section:
             [['the brain alone', llm['alone']['n'], llm['alone']['p50'], llm['alone']['p95'], 1.0],
              [f'inside the graph, camera {LOAD_HZ:g} Hz', llm['graph_30hz']['n'],
               llm['graph_30hz']['p50'], llm['graph_30hz']['p95'], llm['ratio_p50']]]))
+    modes = data.get('process_modes')
+    if modes:
+        q = modes['ratio_one_to_per']
+        tables.append(Table(
+            f'A process per node vs one process (--one-process): {", ".join(modes["nodes"])} '
+            f'(no brain), camera {LOAD_HZ:g} Hz read compressed, summed over the processes; '
+            'ratio = one / per process, same run (ABBA)',
+            ['mode', 'processes', 'CPU % of a core', 'PSS MB', 'USS MB', 'compressed images / s'],
+            [[m.replace('_', ' '), modes[m]['processes'], modes[m]['cpu_percent'],
+              modes[m]['pss_mb_mean'], modes[m]['uss_mb_mean'], modes[m]['compressed_hz']]
+             for m in MODES] + [['ratio', None, q['cpu_percent'], q['pss_mb_mean'],
+                                 q['uss_mb_mean'], None]]))
     return Section('resources', 'Throughput and resources',
                    f'the same graph with the camera at {BASE_HZ:g} Hz (sim.yaml), windows '
                    'alternating with the 30 Hz ones',
@@ -318,6 +376,15 @@ def findings(data: Dict[str, Any]) -> List[str]:
                'gives Fast DDS the shared memory these 0.9 MB frames need)')
         out.append(f'image_compressor compressed every frame it received but received only '
                    f'{100 * (1 - lost):.0f} % of those published: {why}.')
+    modes = data.get('process_modes')
+    if modes:
+        q, per, one = modes['ratio_one_to_per'], modes['per_process'], modes['one_process']
+        out.append(f'One process (--one-process) for {", ".join(modes["nodes"])}: PSS '
+                   f'{one["pss_mb_mean"]:.0f} MB vs {per["pss_mb_mean"]:.0f} MB (x{q["pss_mb_mean"]:.2f}), '
+                   f'CPU {one["cpu_percent"]:.0f} % vs {per["cpu_percent"]:.0f} % of a core '
+                   f'(x{q["cpu_percent"]:.2f}), {_hz(one["compressed_hz"])} vs '
+                   f'{_hz(per["compressed_hz"])} compressed images; the process per node stays '
+                   'the default (a crash in one process stops every node).')
     return out
 
 
