@@ -32,6 +32,13 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Optional[Choice] = None
     expired: bool = False
+    on_done: Optional[Callable[[], None]] = None   # e.g. wake the executor of a waiting service
+
+    def mark_done(self) -> None:
+        """Wake whoever waits for this job: a thread on `done`, an executor through on_done."""
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
 
 class LlmScheduler:
@@ -63,9 +70,9 @@ class LlmScheduler:
         return job
 
     def submit_service(self, situation: Situation, stamp: Any, frame_id: str, t0: float,
-                       timeout_s: float) -> Job:
-        """Queue a service decision with its own deadline."""
-        job = Job(situation, stamp, frame_id, t0, t0 + timeout_s, SERVICE)
+                       timeout_s: float, on_done: Optional[Callable[[], None]] = None) -> Job:
+        """Queue a service decision with its own deadline; on_done is called once it is done."""
+        job = Job(situation, stamp, frame_id, t0, t0 + timeout_s, SERVICE, on_done=on_done)
         with self._cv:
             self._requests.append(job)
             self._cv.notify()
@@ -104,7 +111,7 @@ class LlmScheduler:
                 if job is self._latest:
                     self._latest = None
                 if job.expired or self.clock() > job.deadline:
-                    job.done.set()  # a service caller waiting on it gives up at its deadline
+                    job.mark_done()  # a service caller waiting on it gives up at its deadline
                     continue
                 self._inflight = job
                 return job
@@ -116,7 +123,7 @@ class LlmScheduler:
                 self._inflight = None
             late = job.expired
         job.result = choice
-        job.done.set()
+        job.mark_done()
         return not late
 
     def expire_due(self) -> List[Job]:

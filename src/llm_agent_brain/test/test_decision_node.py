@@ -8,11 +8,11 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from llm_agent_brain.backends.llamacpp import LlamaCppBackend
-from llm_agent_brain.decision_node import DecisionNode
+from llm_agent_brain.decision_node import COMPONENT, DecisionNode
 from llm_agent_brain.decision_types import SOURCES
 from llm_agent_brain.observation_check import decode_string_message, situation_from
 from llm_agent_common.catalog import load_catalog
-from llm_agent_common.node import LeanMultiThreadedExecutor, latched_qos
+from llm_agent_common.node import executor_for, latched_qos
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -71,7 +71,8 @@ def make_node(ros_context, tmp_path):
         overrides.update(params)
         node = DecisionNode(backend=backend, context=ros_context, parameter_overrides=[
             Parameter(k, value=v) for k, v in overrides.items()])
-        executor = LeanMultiThreadedExecutor(num_threads=3, context=ros_context)
+        # The executor the node runs on in its own process (its COMPONENT's threads).
+        executor = executor_for(COMPONENT.thread_count(node), context=ros_context)
         executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()
@@ -215,6 +216,26 @@ def test_deadline_gives_a_fallback_and_the_node_keeps_serving(make_node, spin_un
     assert all(m.source == 'fallback' and m.skill == 'stop' for m in seen)
     assert spin_until(ce, lambda: node.scheduler.counters['coalesced'] >= 1, 5.0)
     assert slow.calls < 1 + 5
+
+
+def test_a_decide_waiting_for_the_model_does_not_hold_up_a_fast_one(make_node, spin_until):
+    # The node runs on one executor thread: agent/decide waits for the model as a coroutine, so
+    # a rule-path request made meanwhile is answered first (a blocking wait would hold it).
+    slow = SlowBackend(2.0)
+    node, cn, ce = make_node(slow, decision_timeout_s=10.0)
+    assert COMPONENT.thread_count(node) == 1
+    cli = cn.create_client(Decide, 'agent/decide')
+    assert spin_until(ce, cli.service_is_ready, 10.0)
+    open_room = {'front_range': 3.0, 'left_range': 2.0, 'right_range': 2.0, 'target_visible': 0.0}
+    wall = {'front_range': 0.2, 'left_range': 2.0, 'right_range': 0.6}
+    to_model = cli.call_async(Decide.Request(observation=observation(open_room), instruction=GO))
+    assert spin_until(ce, lambda: slow.calls == 1, 5.0)
+    to_rule = cli.call_async(Decide.Request(observation=observation(wall), instruction=GO))
+    assert spin_until(ce, to_rule.done, 1.5), 'the fast request waited for the model'
+    assert not to_model.done() and to_rule.result().decision.source == 'rule'
+    assert spin_until(ce, to_model.done, 10.0)
+    assert (to_model.result().decision.source, to_model.result().decision.skill) == \
+        ('llm', 'move_forward')
 
 
 class GatedLoadBackend(SlowBackend):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import faulthandler
+import inspect
 import os
 import signal
 import sys
@@ -294,16 +295,28 @@ class CallbackErrors:
 
     def wrap(self, name: str, fn: Callable[..., Any],
              default: Optional[Callable[..., Any]] = None) -> Callable[..., Any]:
-        """fn, guarded; on an exception `default(*args)` (None without one) is returned."""
+        """fn, guarded; on an exception `default(*args)` (None without one) is returned. A
+        coroutine function stays one (rclpy awaits only those), guarded while it runs."""
+        def failed(exc: Exception, args: Tuple[Any, ...]) -> Any:
+            with self._lock:
+                n = self.counts[name] = self.counts.get(name, 0) + 1
+            self._log.error(name, f'{name}: {type(exc).__name__}: {str(exc)[:300]} '
+                                  f'({n} so far; the node carries on)')
+            return default(*args) if default is not None else None
+
+        if inspect.iscoroutinefunction(fn):
+            async def guarded_coroutine(*args: Any) -> Any:
+                try:
+                    return await fn(*args)
+                except Exception as exc:  # noqa: BLE001 - counted and logged; the node carries on
+                    return failed(exc, args)
+            return guarded_coroutine
+
         def guarded(*args: Any) -> Any:
             try:
                 return fn(*args)
             except Exception as exc:  # noqa: BLE001 - counted and logged; the node carries on
-                with self._lock:
-                    n = self.counts[name] = self.counts.get(name, 0) + 1
-                self._log.error(name, f'{name}: {type(exc).__name__}: {str(exc)[:300]} '
-                                      f'({n} so far; the node carries on)')
-                return default(*args) if default is not None else None
+                return failed(exc, args)
         return guarded
 
     @property
@@ -622,6 +635,18 @@ class LatestWorker:
         self._thread.join(timeout_s)
 
 
+class _NextWakeUp:
+    """`await NEXT_WAKE_UP` in an rclpy coroutine callback gives the executor back until it next
+    wakes up (rclpy resumes a waiting coroutine at each wake-up; a guard condition's trigger
+    wakes it from another thread)."""
+
+    def __await__(self) -> Any:
+        yield
+
+
+NEXT_WAKE_UP = _NextWakeUp()
+
+
 # How long the shutdown waits for callbacks in flight before destroying the node; with the
 # node's own close() it stays inside launch's 5 s between SIGINT and SIGTERM.
 CALLBACKS_WAIT_S = 2.0
@@ -759,6 +784,15 @@ class Component:
         return int(self.threads(node)) if callable(self.threads) else int(self.threads)
 
 
+def executor_for(threads: int, context: Any = None) -> Any:
+    """The executor for nodes that need `threads` threads in all: 1 a SingleThreadedExecutor
+    (the cheapest), more a LeanMultiThreadedExecutor of that size."""
+    from rclpy.executors import SingleThreadedExecutor
+    if threads <= 1:
+        return SingleThreadedExecutor(context=context)
+    return LeanMultiThreadedExecutor(num_threads=threads, context=context)
+
+
 def run_node(make_node: Callable[[], Node], args=None,
              threads: Union[int, Callable[[Node], int]] = 1,
              fatal: Tuple[type, ...] = ()) -> int:
@@ -785,7 +819,6 @@ def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> i
     are the nodes and the context destroyed.
     """
     from rclpy.exceptions import ParameterException
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -809,9 +842,7 @@ def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> i
             except (ParameterException, *component.fatal) as exc:
                 rclpy.logging.get_logger('run_node').fatal(f'{type(exc).__name__}: {exc}')
                 return 1
-        count = sum(c.thread_count(n) for (c, _), n in zip(parts, nodes))
-        executor = (SingleThreadedExecutor() if count <= 1
-                    else LeanMultiThreadedExecutor(num_threads=count))
+        executor = executor_for(sum(c.thread_count(n) for (c, _), n in zip(parts, nodes)))
         for node in nodes:
             executor.add_node(node)
         watchdog.wake = executor.wake
