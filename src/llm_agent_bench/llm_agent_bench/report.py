@@ -77,10 +77,11 @@ def render_markdown(results: Dict[str, Any]) -> str:
 
 
 def run_sections(ctx: BenchContext, keys: List[str]) -> Dict[str, Any]:
-    """Run the chosen sections in order; a failing section is reported, the others still run."""
+    """Run the chosen sections in order; a failing section is reported, the others still run.
+    The machine section always runs (a second, no load): every report names its CPU."""
     results: Dict[str, Any] = {'quick': ctx.quick, 'device': ctx.device, 'sections': {}}
     for key, module_name in SECTIONS:
-        if keys and key not in keys:
+        if keys and key not in keys and key != 'machine':
             continue
         ctx.log(f'[bench] {key} ...')
         t0 = time.monotonic()
