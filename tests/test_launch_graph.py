@@ -212,9 +212,10 @@ def test_container_refuses_what_it_cannot_run(argv, message):
 
 @pytest.mark.parametrize('entry', ENTRIES, ids=lambda e: e.name)
 def test_every_graph_node_can_run_in_a_container(entry):
-    from llm_agent_bringup import container
     from llm_agent_common.node import Component
     from rclpy.node import Node
+
+    from llm_agent_bringup import container
     component = container.component_of(entry)
     assert isinstance(component, Component) and issubclass(component.make, Node), entry.module
 
