@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .graph import GraphError, NodeEntry, load_graph, ros_args, select
 
 NAME = 'agent_container'   # the process's name in `llm-agent up` logs and the launch files
+# The one process, shown in logs and exit reports as if it were a node of the graph.
+CONTAINER = NodeEntry(NAME, 'llm_agent_bringup', NAME, __name__, 'container', ())
 
 
 def container_args(entries: Sequence[NodeEntry], config_dir: str, namespace: str = '',

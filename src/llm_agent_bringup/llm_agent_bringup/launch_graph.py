@@ -19,8 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from llm_agent_brain.backends.base import BACKEND_CHOICES
 
-from llm_agent_bringup.container import NAME as CONTAINER_NAME
-from llm_agent_bringup.container import container_args
+from llm_agent_bringup.container import CONTAINER, container_args
 from llm_agent_bringup.graph import (
     GraphError,
     NodeEntry,
@@ -157,7 +156,7 @@ def container_spec(config_dir: str, groups: Sequence[str] = (), *, namespace: st
     extra = {e.name: [a for k, v in x.items() for a in ('-p', f'{k}:={_param_text(v)}')]
              for e, _, x in picked if x}
     spec: Dict[str, Any] = {
-        'package': 'llm_agent_bringup', 'executable': CONTAINER_NAME,
+        'package': CONTAINER.package, 'executable': CONTAINER.executable,
         'arguments': container_args([e for e, _, _ in picked], config_dir, namespace=namespace,
                                     use_sim_time=use_sim_time, extra_args=extra),
         'output': 'screen', 'emulate_tty': True,

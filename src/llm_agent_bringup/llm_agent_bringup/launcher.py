@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .container import NAME, container_args
+from .container import CONTAINER, container_args
 from .graph import NodeEntry, dds_env, ros_args
 
 Log = Callable[[str], None]
@@ -43,10 +43,6 @@ def container_command(entries: Sequence[NodeEntry], config_dir: str, namespace: 
         entries, config_dir, namespace=namespace, use_sim_time=use_sim_time, extra_args=extra_args)
 
 
-# The one process of --one-process, shown in logs and exit reports as if it were a node.
-CONTAINER = NodeEntry(NAME, 'llm_agent_bringup', NAME, 'llm_agent_bringup.container', 'container', ())
-
-
 class Launcher:
     """Start a set of nodes, one process each (or all in one with one_process), and stop every
     one of them on the way out."""
@@ -66,12 +62,13 @@ class Launcher:
         extra_args = extra_args or {}
         base = dict(os.environ if env is None else env)
         env = dict(base, **dds_env(config_dir, base))
-        commands = [(e, node_command(e, config_dir, namespace, use_sim_time, extra_args.get(e.name, [])))
-                    for e in entries]
         if one_process and entries:
             commands = [(CONTAINER, container_command(entries, config_dir, namespace, use_sim_time,
                                                       extra_args))]
             self.log(f'[llm-agent] one process for {", ".join(e.name for e in entries)}')
+        else:
+            commands = [(e, node_command(e, config_dir, namespace, use_sim_time,
+                                         extra_args.get(e.name, []))) for e in entries]
         for entry, cmd in commands:
             out = None
             if self.log_dir:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from llm_agent_bench.closed_loop import LABELS, brain_figures, brain_params
+from llm_agent_bench.closed_loop import LABELS, brain_figures, brain_params, per_kind
 from llm_agent_bench.machine import cpu_model
 from llm_agent_bringup.client import AgentClient
 from llm_agent_bringup.graph import default_config_dir, load_graph, select
@@ -187,9 +187,7 @@ def brain_summary(rows: List[Dict[str, Any]], kinds: List[str]) -> Dict[str, Any
         'decisions_by_source': f['decisions_by_source'],
         'latency_ms': {'p50': latency['p50'], 'p95': latency['p95']} if latency else None,
         'sim_s': round(f['sim_s'], 1), 'warmup_episodes': len(rows) - len(scored),
-        'per_kind': {k: {'episodes': sum(r['kind'] == k for r in scored),
-                         'successes': sum(r['kind'] == k and r['success'] for r in scored)}
-                     for k in kinds},
+        'per_kind': per_kind(scored, kinds),
     }
 
 
