@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -158,6 +159,9 @@ def _ros_args_view(args):
     return files, sim_time[-1] == 'use_sim_time:=true', ns[0] if ns else ''
 
 
+CLOCK_READERS = {'observer', 'decision_node', 'skill_server'}
+
+
 @pytest.mark.parametrize('namespace', ['', 'robot1', '/fleet/robot2/'])
 @pytest.mark.parametrize('use_sim_time', [False, True])
 def test_node_specs_agree_with_llm_agent_up(namespace, use_sim_time):
@@ -172,6 +176,8 @@ def test_node_specs_agree_with_llm_agent_up(namespace, use_sim_time):
         assert graph.normalise_namespace(spec.get('namespace', '')) == ns
         if entry.group == 'sim':
             assert follows_clock is False, 'the world never follows /clock'
+        # Only the nodes that read a clock follow /clock: the stream filters would just wake.
+        assert follows_clock == (use_sim_time and entry.name in CLOCK_READERS), entry.name
 
 
 @pytest.mark.parametrize('namespace', ['', 'robot1'])
@@ -270,6 +276,17 @@ def test_decision_node_declares_the_overridden_parameters():
     assert not missing, (f'{entry.module} declares no parameter {sorted(missing)}, which the '
                          'launch arguments backend/model override')
 
+
+
+def test_graph_refuses_a_follows_clock_that_is_not_a_boolean(tmp_path):
+    for name in os.listdir(CONFIG):
+        if name.endswith('.yaml'):
+            shutil.copy(os.path.join(CONFIG, name), tmp_path / name)
+    text = (tmp_path / 'graph.yaml').read_text(encoding='utf-8')
+    text = text.replace('    follows_clock: false', "    follows_clock: 'no'", 1)
+    (tmp_path / 'graph.yaml').write_text(text, encoding='utf-8')
+    with pytest.raises(graph.GraphError, match=r'nodes\[0\]\.follows_clock must be true or false'):
+        graph.load_graph(str(tmp_path))
 
 
 def test_config_argument_resolution(tmp_path):

@@ -26,6 +26,13 @@ class NodeEntry:
     module: str
     group: str
     params: Tuple[str, ...]
+    # False for the world (the clock's source) and for stream filters that read no clock
+    # (their outputs carry their inputs' stamps): following /clock would only wake them.
+    follows_clock: bool = True
+
+    def uses_sim_time(self, use_sim_time: bool) -> bool:
+        """The node's use_sim_time when the graph runs on sim time or not."""
+        return use_sim_time and self.follows_clock
 
     def param_files(self, config_dir: str) -> List[str]:
         """Absolute paths of this node's parameter files in `config_dir`."""
@@ -76,11 +83,14 @@ def load_graph(config_dir: Optional[str] = None) -> List[NodeEntry]:
         for p in params:
             if not os.path.isfile(os.path.join(config_dir, p)):
                 raise GraphError(f'{where}.params: {p} not found in {config_dir}')
+        follows_clock = raw.get('follows_clock', True)
+        if not isinstance(follows_clock, bool):
+            raise GraphError(f'{where}.follows_clock must be true or false')
         if raw['name'] in seen:
             raise GraphError(f'{where}.name {raw["name"]!r} appears twice')
         seen.add(raw['name'])
         entries.append(NodeEntry(raw['name'], raw['package'], raw['executable'], raw['module'],
-                                 raw['group'], tuple(params)))
+                                 raw['group'], tuple(params), follows_clock))
     return entries
 
 
@@ -121,9 +131,7 @@ def ros_args(entry: NodeEntry, config_dir: str, namespace: str = '', use_sim_tim
                  '-r', f'/clock:={clock_topic(namespace)}']
     for path in entry.param_files(config_dir):
         args += ['--params-file', path]
-    # The world is the clock's source: it never follows /clock itself.
-    follow_clock = use_sim_time and entry.group != 'sim'
-    args += ['-p', f'use_sim_time:={"true" if follow_clock else "false"}']
+    args += ['-p', f'use_sim_time:={"true" if entry.uses_sim_time(use_sim_time) else "false"}']
     return args + list(extra)
 
 

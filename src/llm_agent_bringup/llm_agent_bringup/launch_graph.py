@@ -96,8 +96,7 @@ def _selection(config_dir: str, groups: Sequence[str], use_sim: bool, use_sim_ti
         if shared:
             declared = file_parameters(entry, config_dir)
             extra.update({k: v for k, v in shared.items() if k in declared})
-        # The world is the clock's source: it never follows /clock itself (graph.ros_args).
-        picked.append((entry, use_sim_time and entry.group != 'sim', extra))
+        picked.append((entry, entry.uses_sim_time(use_sim_time), extra))
     return picked
 
 

@@ -33,6 +33,7 @@ from rclpy.qos import (
 )
 
 from .entry import held_stop
+from .heap import keep_large_buffers
 from .stats import Percentiles, RateMeter, compression_ratio
 
 
@@ -821,6 +822,7 @@ def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> i
     from rclpy.exceptions import ParameterException
     from rclpy.signals import SignalHandlerOptions
 
+    heap = keep_large_buffers()   # before DDS starts its threads and their arenas
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = _StopRequest()
     signal.signal(signal.SIGINT, stop)
@@ -842,6 +844,7 @@ def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> i
             except (ParameterException, *component.fatal) as exc:
                 rclpy.logging.get_logger('run_node').fatal(f'{type(exc).__name__}: {exc}')
                 return 1
+        nodes[0].get_logger().debug(heap)
         executor = executor_for(sum(c.thread_count(n) for (c, _), n in zip(parts, nodes)))
         for node in nodes:
             executor.add_node(node)
