@@ -188,10 +188,20 @@ class SkillServer(GuardedNode):
             result_service_qos_profile=_REQUESTS)
         self.create_service(ApproveSkill, 'agent/approve_skill', self._on_approve,
                             qos_profile=QoSProfile(depth=10), callback_group=goals)
-        self.create_timer(1.0 / p['control_rate_hz'], self._control, callback_group=ctl)
+        # The control loop runs only while a goal exists: idle, it would wake 20 times a second
+        # to step nothing (_execute starts it again; a goal's check polls the inputs itself).
+        self._poll_lock = threading.Lock()
+        self._control_timer = self.create_timer(1.0 / p['control_rate_hz'], self._control,
+                                                callback_group=ctl)
+        self._control_timer.cancel()
         # The watchdog runs on the steady clock: it must fire even when sim time stands still.
-        self.create_timer(min(0.1, p['watchdog_timeout_s'] / 2.0), self._watchdog,
-                          callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
+        # With a goal it looks every 0.1 s for commands that stopped coming; idle it only
+        # repeats the zero command, once a timeout.
+        self._watchdog_periods_ns = (int(min(0.1, p['watchdog_timeout_s'] / 2.0) * 1e9),
+                                     int(p['watchdog_timeout_s'] * 1e9))
+        self._watchdog_timer = self.create_timer(
+            p['watchdog_timeout_s'], self._watchdog,
+            callback_group=MutuallyExclusiveCallbackGroup(), clock=self._steady)
         self.create_timer(p['diagnostics_period_s'], self._diagnostics,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self._throttle: Dict[str, float] = {}
@@ -277,6 +287,7 @@ class SkillServer(GuardedNode):
     # -- action server ---------------------------------------------------------------------
     def _on_goal(self, goal: ExecuteSkill.Goal) -> GoalResponse:
         goal_id = getattr(self.action.current, 'goal_id', '')
+        self._poll_inputs()   # the guard judges the goal on the newest scan, idle or not
         params, reason = self.exec.check_goal(goal.skill, goal.params_json, self.now_s())
         if not reason:
             with self._pub_lock:
@@ -304,6 +315,7 @@ class SkillServer(GuardedNode):
         if params is None:  # only if rclpy did not tell the goal callback the goal's id
             params, _ = self.exec.catalog.validate(req.skill, req.params_json)
         run = self.exec.create_run(goal_id, req.skill, params, self.now_s())
+        self._wake_control()
         period = 1.0 / self.p['feedback_rate_hz']
         try:
             if goal_handle.is_cancel_requested:
@@ -384,9 +396,23 @@ class SkillServer(GuardedNode):
         return res
 
     # -- control, watchdog, diagnostics ----------------------------------------------------
+    def _poll_inputs(self) -> None:
+        """Take the newest odometry, scan and observation (from any callback thread)."""
+        with self._poll_lock:
+            for polled in self._inputs:
+                polled.poll()
+
+    def _wake_control(self) -> None:
+        """Run the control loop (a goal now exists); under the executive's lock, so an idle
+        loop cannot stop itself after the goal came."""
+        with self.exec.lock:
+            if self._control_timer.is_canceled():
+                self._control_timer.reset()
+                self._watchdog_timer.timer_period_ns = self._watchdog_periods_ns[0]
+                self._watchdog_timer.reset()
+
     def _control(self) -> None:
-        for polled in self._inputs:
-            polled.poll()
+        self._poll_inputs()
         cmd, speech, logs = self.exec.tick(self.now_s())
         for text in speech:
             self.speech_pub.publish(String(data=text))
@@ -398,6 +424,10 @@ class SkillServer(GuardedNode):
                 if cmd != (0.0, 0.0) and not self.exec.base_active():
                     cmd = (0.0, 0.0)
                 self.publish_cmd(*cmd)
+        with self.exec.lock:
+            if not self.exec.runs:
+                self._control_timer.cancel()
+                self._watchdog_timer.timer_period_ns = self._watchdog_periods_ns[1]
 
     def _watchdog(self) -> None:
         zero, why = self.watchdog.should_zero(self.steady_s(), self.exec.base_active())
@@ -407,6 +437,7 @@ class SkillServer(GuardedNode):
             self.publish_cmd(0.0, 0.0)
 
     def _diagnostics(self) -> None:
+        self._poll_inputs()   # the guard's figures below are current while idle too
         status = DiagnosticStatus(name=self.get_name(), hardware_id='llm_agent')
         values = self.stats.snapshot()
         for r in ('base', 'speaker'):
@@ -414,6 +445,7 @@ class SkillServer(GuardedNode):
         for r, n in self.exec.active_by_resource().items():
             values[f'active.{r}'] = str(n)
         values['waiting_for_approval'] = str(len(self.approvals.waiting()))
+        values['control_loop'] = 'idle' if self._control_timer.is_canceled() else 'running'
         values['estop'] = str(bool(self.exec.estop_reason)).lower()
         values.update(self.callback_errors.key_values())
         ok, why = self.guard.forward_allowed(self.now_s())

@@ -219,6 +219,13 @@ def test_every_skill_succeeds_in_the_world(ros_env, world, harness):
     try:
         h = harness
         h.wait_ready()
+        # With no goal the control loop sleeps (it woke 20 times a second to step nothing); a
+        # goal wakes it, and it sleeps again once the goal has ended.
+        assert h.diag['control_loop'] == 'idle'
+        handle = h.send('wait', {'seconds': 2.5})
+        assert h.spin_until(lambda: h.diag['control_loop'] == 'running', 5)
+        assert h.result(handle).result.success
+        assert h.spin_until(lambda: h.diag['control_loop'] == 'idle', 5)
         for skill, params in [('stop', {}), ('wait', {'seconds': 0.3}),
                               ('speak', {'text': 'hello world'}), ('turn', {'angle': 1.0}),
                               ('turn', {'angle': -1.0}),
@@ -248,7 +255,7 @@ def test_every_skill_succeeds_in_the_world(ros_env, world, harness):
         fb = [t for t, _, _ in h.feedback['approach_target']]
         assert len(fb) >= 3, fb
         assert not [e for e in h.events if e.get('type') == 'collision']
-        assert h.spin_until(lambda: h.diag is not None and h.diag.get('results.succeeded') == '8', 5)
+        assert h.spin_until(lambda: h.diag is not None and h.diag.get('results.succeeded') == '9', 5)
         assert h.diag['first_cmd_latency_p50_ms'] != 'n/a'
     finally:
         assert _stop(server) == 0      # Ctrl-C exits 0
