@@ -8,10 +8,10 @@ from llm_agent_common.node import (
     Component,
     Diagnostics,
     GuardedNode,
-    LatestWorker,
     LazyInput,
     Param,
     Params,
+    StreamInput,
     StreamStats,
     run_component,
     sensor_pub_qos,
@@ -45,7 +45,7 @@ PARAMS = [
 
 
 class DepthCompressor(GuardedNode):
-    """Subscribe to depth frames, encode the newest on a worker thread, publish it."""
+    """Take the newest depth frame on the input's thread, encode it there, publish it."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('depth_compressor', **kwargs)
@@ -54,28 +54,28 @@ class DepthCompressor(GuardedNode):
         self.stats = StreamStats()
         self._pub = self.create_publisher(
             CompressedImage, 'camera/depth/image_raw/compressedDepth', sensor_pub_qos(5))
-        self._worker = LatestWorker(self._encode, 'depth_compressor_encode',
-                                    on_error=lambda e: self.bad.report('encode_error', repr(e)))
-        group = MutuallyExclusiveCallbackGroup()
 
         def subscribe():
-            return self.create_subscription(Image, 'camera/depth/image_raw', self._on_image,
-                                            sensor_qos(1), callback_group=group)
+            # Frames are taken and encoded on the input's own thread (StreamInput).
+            return StreamInput(self, Image, 'camera/depth/image_raw', self._on_image,
+                               sensor_qos(1), 'depth_compressor_input')
         if self.params['lazy']:
-            self.input = LazyInput(self, lambda: [self._pub], subscribe, callback_group=group)
+            self.input = LazyInput(self, lambda: [self._pub], subscribe,
+                                   callback_group=MutuallyExclusiveCallbackGroup())
         else:
-            subscribe()
+            self.input = subscribe()
         self.diagnostics = Diagnostics(self, self._figures, self.bad,
                                        callback_group=MutuallyExclusiveCallbackGroup())
 
     def _figures(self):
-        kv = self.stats.key_values()
-        kv['frames_dropped'] = str(self._worker.dropped)
-        return kv
+        return self.stats.key_values()
 
     def _on_image(self, msg: Image) -> None:
         self.stats.rate_in.add(len(msg.data))
-        self._worker.submit(msg)
+        try:
+            self._encode(msg)
+        except Exception as exc:  # noqa: BLE001 - a frame the encoder cannot take: counted
+            self.bad.report('encode_error', repr(exc))
 
     def _encode(self, msg: Image) -> None:
         p = self.params.values
@@ -94,8 +94,8 @@ class DepthCompressor(GuardedNode):
         self.stats.rate_out.add(len(enc.data))
 
     def close(self) -> None:
-        """Stop the encoding thread."""
-        self._worker.stop()
+        """Stop the input's thread."""
+        self.input.close()
 
 
 COMPONENT = Component(DepthCompressor)

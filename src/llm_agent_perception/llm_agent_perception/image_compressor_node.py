@@ -16,6 +16,7 @@ from llm_agent_common.node import (
     LazyInput,
     Param,
     Params,
+    StreamInput,
     StreamStats,
     run_component,
     sensor_pub_qos,
@@ -100,7 +101,7 @@ def optional_message(package: str, name: str):
 
 
 class ImageCompressor(GuardedNode):
-    """Subscribe to raw frames, encode the newest one on a worker thread, publish it."""
+    """Take the newest raw frame on the input's thread, encode it there, publish it."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('image_compressor', **kwargs)
@@ -113,25 +114,22 @@ class ImageCompressor(GuardedNode):
         self._reset_budget(self.params.values)
         self._pub = self.create_publisher(CompressedImage, 'camera/image_raw/compressed',
                                           sensor_pub_qos(5))
-        self._worker = LatestWorker(self._encode, 'image_compressor_encode',
-                                    on_error=lambda e: self.bad.report('encode_error', repr(e)))
         self._video_pub = self._video_worker = None
         self._streamer = video_codec.VideoStreamer(video_settings(self.params.values))
         # Settings for the video worker to take up: the streamer belongs to its thread.
         self._video_restart: Optional[video_codec.VideoSettings] = None
         self._start_video()
-        group = MutuallyExclusiveCallbackGroup()
-
         def subscribe():
             # Frames resume after a pause: the stream starts again, on a keyframe.
             self._video_restart = video_settings(self.params.values)
-            return self.create_subscription(Image, 'camera/image_raw', self._on_image,
-                                            sensor_qos(1), callback_group=group)
+            # Frames are taken and JPEG-encoded on the input's own thread (StreamInput).
+            return StreamInput(self, Image, 'camera/image_raw', self._on_image, sensor_qos(1),
+                               'image_compressor_input')
         if self.params['lazy']:
             self.input = LazyInput(self, lambda: [p for p in (self._pub, self._video_pub) if p],
-                                   subscribe, callback_group=group)
+                                   subscribe, callback_group=MutuallyExclusiveCallbackGroup())
         else:
-            subscribe()
+            self.input = subscribe()
         self.diagnostics = Diagnostics(self, self._figures, self.bad,
                                        callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -173,7 +171,6 @@ class ImageCompressor(GuardedNode):
 
     def _figures(self):
         kv = self.stats.key_values()
-        kv['frames_dropped'] = str(self._worker.dropped)
         kv['jpeg_quality_now'] = str(self._budget.quality if self._budget else
                                      self.params['jpeg_quality'])
         if self._video_pub is not None:
@@ -187,7 +184,10 @@ class ImageCompressor(GuardedNode):
     def _on_image(self, msg: Image) -> None:
         self.stats.rate_in.add(len(msg.data))
         if not self.params['lazy'] or self._pub.get_subscription_count():
-            self._worker.submit(msg)
+            try:
+                self._encode(msg)
+            except Exception as exc:  # noqa: BLE001 - a frame OpenCV cannot encode: counted
+                self.bad.report('encode_error', repr(exc))
         if self._video_pub is not None:
             readers = self._video_pub.get_subscription_count()
             if readers or self._streamer.active:   # the last reader gone: one call to stop
@@ -249,8 +249,8 @@ class ImageCompressor(GuardedNode):
         self.stats.rate_out.add(len(enc.data))
 
     def close(self) -> None:
-        """Stop the encoding threads."""
-        self._worker.stop()
+        """Stop the input and the video encoder threads."""
+        self.input.close()
         if self._video_worker is not None:
             self._video_worker.stop()
 

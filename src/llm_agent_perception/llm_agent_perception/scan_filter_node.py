@@ -12,6 +12,7 @@ from llm_agent_common.node import (
     GuardedNode,
     Param,
     Params,
+    StreamInput,
     StreamStats,
     run_component,
     sensor_pub_qos,
@@ -72,7 +73,9 @@ class ScanFilter(GuardedNode):
         self.nonfinite_beams = 0
         self._pub = self.create_publisher(LaserScan, 'scan/filtered', sensor_pub_qos(5))
         self._cpub = self.create_publisher(CompressedScan, 'scan/compressed', sensor_pub_qos(5))
-        self.create_subscription(LaserScan, 'scan', self._on_scan, sensor_qos(1))
+        # Scans are taken and filtered on the input's own thread (StreamInput).
+        self.input = StreamInput(self, LaserScan, 'scan', self._on_scan, sensor_qos(1),
+                                 'scan_filter_input')
         self.diagnostics = Diagnostics(self, self._figures, self.bad)
 
     def _figures(self):
@@ -120,6 +123,10 @@ class ScanFilter(GuardedNode):
             self.compressed_stats.work_ms.add(1000.0 * (time.perf_counter() - t1))
             self.compressed_stats.rate_in.add(4 * result.ranges.size)
             self.compressed_stats.rate_out.add(len(packed.data))
+
+    def close(self) -> None:
+        """Stop the input's thread."""
+        self.input.close()
 
 
 COMPONENT = Component(ScanFilter)
