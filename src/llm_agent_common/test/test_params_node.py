@@ -109,3 +109,37 @@ def test_qos_incompatibility_reads_reliability_and_durability_only():
     assert qos_incompatibility(QoSProfile(depth=1), latched) == \
         'volatile publisher, transient-local subscription'
     assert qos_incompatibility(latched, best_effort) == ''
+
+
+def test_lean_executor_runs_short_callbacks_inline_and_blocking_ones_in_its_pool(ros_context):
+    """A MutuallyExclusive group's callbacks run on the spinning thread (no hand-off per control
+    tick); a Reentrant group's go to the pool, so one that blocks holds up nothing else."""
+    import threading
+
+    from llm_agent_common.node import LeanMultiThreadedExecutor
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+
+    node = Node('lean_executor_probe', context=ros_context)
+    executor = LeanMultiThreadedExecutor(num_threads=2, context=ros_context)
+    ran = {}
+    release = threading.Event()
+
+    def blocking():
+        ran.setdefault('blocking', threading.get_ident())
+        release.wait(5.0)
+
+    try:
+        node.create_timer(0.01, lambda: ran.setdefault('short', threading.get_ident()),
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        node.create_timer(0.01, blocking, callback_group=ReentrantCallbackGroup())
+        executor.add_node(node)
+        deadline = time.monotonic() + 5.0
+        while len(ran) < 2 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert ran.get('short') == threading.get_ident(), 'a short callback went to the pool'
+        assert ran.get('blocking') not in (None, threading.get_ident()), \
+            'a reentrant callback ran on the spinning thread'
+    finally:
+        release.set()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
