@@ -29,6 +29,7 @@ _spec.loader.exec_module(probe)
 
 NAMESPACE = 'launch_test_robot'
 STARTUP_S = 60.0
+PREEMPTED_TRIES, PREEMPTED_WITHIN_S = 5, 3.0
 
 
 @pytest.mark.launch_test
@@ -71,9 +72,17 @@ class TestRealRobot(unittest.TestCase):
         from llm_agent_interfaces.action import ExecuteSkill
         client = self.probe.action_client(ExecuteSkill, 'agent/execute_skill', STARTUP_S)
         try:
-            goal = ExecuteSkill.Goal(skill='turn', params_json=json.dumps({'angle': 0.5}))
-            handle = self.probe.wait_future(client.send_goal_async(goal), 10.0, 'turn goal')
-            self.assertTrue(handle.accepted)
+            # While its model loads, the brain sends its fallback `stop` (once: the driver's
+            # odometry says the robot rests), which pre-empts a turn sent at that moment: send
+            # the turn again then.
+            for _ in range(PREEMPTED_TRIES):
+                goal = ExecuteSkill.Goal(skill='turn', params_json=json.dumps({'angle': 0.5}))
+                handle = self.probe.wait_future(client.send_goal_async(goal), 10.0, 'turn goal')
+                self.assertTrue(handle.accepted)
+                result = handle.get_result_async()
+                self.probe.spin_until(result.done, PREEMPTED_WITHIN_S)
+                if not result.done() or result.result().result.outcome != 'preempted':
+                    break
         finally:
             client.destroy()
         # A turning command (angular z not zero), stamped in the base frame, is what the driver
