@@ -441,20 +441,31 @@ class Probe:
         client = AsyncParameterClient(self.nodes[ns], node_name)
         if not client.wait_for_services(timeout_sec=timeout_s):
             raise RuntimeError(f'{node_name} parameter services not available')
-        future = client.set_parameters([Parameter(name, value=value)])
-        self.wait_for(future.done, timeout_s, f'{node_name} to set {name}')
-        if not future.result().results[0].successful:
-            raise RuntimeError(f'{node_name} refused {name}={value}: '
-                               f'{future.result().results[0].reason}')
+        result = self.wait_future(client.set_parameters([Parameter(name, value=value)]),
+                                  timeout_s, f'{node_name} to set {name}').results[0]
+        if not result.successful:
+            raise RuntimeError(f'{node_name} refused {name}={value}: {result.reason}')
 
-    def _call(self, ns: str, srv_type: Any, name: str, request: Any, timeout_s: float) -> Any:
+    @staticmethod
+    def wait_future(future: Any, timeout_s: float, what: str) -> Any:
+        """The future's result as soon as it is done (wait_for's 0.2 s polling would round a
+        timed call up to the next 0.2 s)."""
+        done = threading.Event()
+        future.add_done_callback(lambda _future: done.set())
+        if not done.wait(timeout_s):
+            raise RuntimeError(f'timed out after {timeout_s:.0f} s waiting for {what}')
+        return future.result()
+
+    def _call(self, ns: str, srv_type: Any, name: str, request: Any, timeout_s: float
+              ) -> Tuple[Any, float]:
+        """(response, ms from the request sent to the response received)."""
         client = self.nodes[ns].create_client(srv_type, name)
         try:
             if not client.wait_for_service(timeout_sec=timeout_s):
                 raise RuntimeError(f'{name} is not available')
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout_s, name)
-            return future.result()
+            t0 = time.perf_counter()
+            response = self.wait_future(client.call_async(request), timeout_s, name)
+            return response, (time.perf_counter() - t0) * 1000.0
         finally:
             self.nodes[ns].destroy_client(client)
 
@@ -472,9 +483,8 @@ class Probe:
                                       feature_values=[float(v) for v in
                                                       situation.features.values()],
                                       summary=situation.summary)
-        t0 = time.perf_counter()
-        resp = self._call(ns, Decide, 'agent/decide', req, timeout_s)
-        return (time.perf_counter() - t0) * 1000.0, resp.decision.source
+        resp, ms = self._call(ns, Decide, 'agent/decide', req, timeout_s)
+        return ms, resp.decision.source
 
     def read_compressed(self, ns: str, on: bool) -> None:
         """Read (raw, no decoding) or stop reading the compressed image and depth topics, as a
@@ -495,12 +505,7 @@ class Probe:
     def reset_world(self, ns: str, timeout_s: float = 10.0) -> None:
         """Start a new episode (the same seed): every window then sees the same drive."""
         from std_srvs.srv import Trigger
-        client = self.nodes[ns].create_client(Trigger, 'sim/reset')
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError('sim/reset is not available')
-        future = client.call_async(Trigger.Request())
-        self.wait_for(future.done, timeout_s, 'sim/reset')
-        self.nodes[ns].destroy_client(client)
+        self._call(ns, Trigger, 'sim/reset', Trigger.Request(), timeout_s)
 
     def close(self) -> None:
         import rclpy
