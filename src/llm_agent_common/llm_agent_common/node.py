@@ -34,6 +34,7 @@ from rclpy.qos import (
 )
 
 from .entry import held_stop
+from .exit_timer import exit_after
 from .heap import keep_large_buffers
 from .stats import Percentiles, RateMeter, compression_ratio
 
@@ -756,6 +757,9 @@ class _StopRequest:
 # node whose main thread still runs Python; before launch's SIGKILL at 10 s, so a node stuck in
 # C says where instead of dying unexplained.
 SHUTDOWN_LIMIT_S = 8.0
+# The DDS teardown after the nodes' work is over (see exit_timer): with CALLBACKS_WAIT_S before
+# it, within launch's 5 s from SIGINT to SIGTERM.
+DDS_TEARDOWN_LIMIT_S = 2.5
 
 
 class _ShutdownWatchdog:
@@ -956,6 +960,11 @@ def run_nodes(parts: Sequence[Tuple[Component, Dict[str, Any]]], args=None) -> i
         if executor is not None:
             stuck = not _wait_for_callbacks(executor, CALLBACKS_WAIT_S)
             executor.shutdown(timeout_sec=1.0)
+        # The nodes' work is over: what is left is DDS teardown in C++ under the GIL, which was
+        # seen to block on a loaded machine. Past its bound the process leaves with status 0.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        exit_after(DDS_TEARDOWN_LIMIT_S, 0)
         for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()

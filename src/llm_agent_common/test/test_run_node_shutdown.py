@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-from llm_agent_common.node import SHUTDOWN_LIMIT_S
+from llm_agent_common.node import DDS_TEARDOWN_LIMIT_S, SHUTDOWN_LIMIT_S
 
 STUCK_NODE = textwrap.dedent('''
     import sys, threading
@@ -45,6 +45,47 @@ def test_one_ctrl_c_ends_a_node_stuck_in_a_callback_and_says_where(ros_env):
     assert code == 1, err
     assert took >= SHUTDOWN_LIMIT_S - 0.5, 'the watchdog must leave the clean shutdown its time'
     assert 'most recent call first' in err and 'hang_in_callback' in err, err
+
+
+TEARDOWN_BLOCKS = textwrap.dedent('''
+    import ctypes, sys
+    from llm_agent_common.node import GuardedNode, run_node
+
+    class BlocksInTeardown(GuardedNode):
+        def __init__(self):
+            super().__init__('teardown_probe')
+            self.create_timer(0.1, lambda: print('spinning', flush=True))
+
+        def destroy_node(self):
+            print('tearing down', flush=True)
+            ctypes.PyDLL(None).sleep(60)   # C that holds the GIL, as rcl's node fini does
+            print('teardown came back', flush=True)
+            super().destroy_node()
+
+    sys.exit(run_node(BlocksInTeardown))
+''')
+
+
+def test_a_dds_teardown_that_blocks_under_the_gil_ends_with_status_0(ros_env):
+    """The node's work is over when its DDS entities are torn down: a teardown that blocks in C
+    with the GIL held (seen in CI: rcl's node fini, past launch's SIGTERM) ends the process with
+    status 0 after DDS_TEARDOWN_LIMIT_S instead of the shutdown watchdog's status 1."""
+    proc = subprocess.Popen([sys.executable, '-c', TEARDOWN_BLOCKS], env=ros_env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == 'spinning', proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(SHUTDOWN_LIMIT_S + 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert 'tearing down' in out, out + err
+    assert 'teardown came back' not in out, 'the teardown did not block: nothing was tested'
+    assert code == 0, err
+    assert 'most recent call first' not in err, 'the shutdown watchdog ended it, not the bound'
+    assert DDS_TEARDOWN_LIMIT_S < SHUTDOWN_LIMIT_S
 
 
 SLOW_TO_IMPORT = textwrap.dedent('''
