@@ -40,13 +40,14 @@ def test_chain_needs_every_link_and_the_window():
 
 def test_observation_age_uses_the_newest_frame_before_it():
     ages = gp.observation_ages(_records(), 100.0, 101.0)
-    # frames captured at sim 10.0 and 10.033: the clock reaches them at walls 100.0 and 100.04
-    assert [round(a) for a in ages] == [50, 210]
+    # frames captured at sim 10.0 and 10.033: the clock reaches them at walls 100.0 and 100.033
+    assert [round(a) for a in ages] == [50, 217]
 
 
 def test_wall_at_maps_sim_time_and_refuses_outside():
     clock = [(50.0, 1.0), (50.5, 1.5), (51.0, 2.0)]
-    assert gp.wall_at(clock, 1.2) == 50.5
+    # between two samples: interpolated, not the receipt of the next one (50.5)
+    assert math.isclose(gp.wall_at(clock, 1.2), 50.2)
     assert gp.wall_at(clock, 1.5) == 50.5
     assert gp.wall_at(clock, 2.5) is None
     assert gp.wall_at(clock, 0.5) is None

@@ -194,6 +194,9 @@ class SkillServer(GuardedNode):
         self._control_timer = self.create_timer(1.0 / p['control_rate_hz'], self._control,
                                                 callback_group=ctl)
         self._control_timer.cancel()
+        # A goal that starts is stepped at once (its first command goes out now, not at the next
+        # control period: 37 ms p50 at 20 Hz in bench section 5), in the control loop's group.
+        self._step_now = self.create_guard_condition(self._control, callback_group=ctl)
         # The watchdog runs on the steady clock: it must fire even when sim time stands still.
         # With a goal it looks every 0.1 s for commands that stopped coming; idle it only
         # repeats the zero command, once a timeout.
@@ -324,6 +327,7 @@ class SkillServer(GuardedNode):
                 self._await_approval(goal_handle, run, period)
             if not run.done.is_set():
                 self.exec.start(run, self.now_s())
+                self._step_now.trigger()
             while not run.done.wait(period):
                 self._feedback(goal_handle, run)
                 if goal_handle.is_cancel_requested:

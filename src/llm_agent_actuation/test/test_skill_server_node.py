@@ -475,3 +475,52 @@ def test_approval_and_plugin_skill_from_config(ros_env, world, harness, tmp_path
         assert res.result.message == 'approval refused'
     finally:
         _stop(server)
+
+
+def test_a_goal_commands_the_base_at_once_not_at_the_next_control_period(ros_env, ros_context):
+    """A new goal is stepped when it starts: its first cmd_vel does not wait for the control
+    loop's next period (37 ms p50 at 20 Hz in bench section 5). Here the server's sim clock
+    stands still (one /clock message, never another), so its control timer never fires: the
+    only command a goal can give is that first step."""
+    from builtin_interfaces.msg import Time
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import LaserScan
+    env = dict(ros_env, PYTHONUNBUFFERED='1')
+    server = subprocess.Popen(
+        [PY, '-m', 'llm_agent_actuation.skill_server_node', '--ros-args', '-p',
+         'use_sim_time:=true', '-r', '/clock:=/frozen_clock'], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h = Harness(ros_context)
+    n = h.node
+    frozen = Time(sec=100)
+    clock_pub = n.create_publisher(Clock, '/frozen_clock', 10)
+    scan_pub = n.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
+    odom_pub = n.create_publisher(Odometry, 'odom', qos_profile_sensor_data)
+
+    def inputs():   # the same instant each time: time does not move
+        clock_pub.publish(Clock(clock=frozen))
+        scan = LaserScan(angle_min=-math.pi, angle_max=math.pi, angle_increment=2 * math.pi / 360,
+                         range_min=0.05, range_max=10.0, ranges=[5.0] * 360)
+        scan.header.stamp, scan.header.frame_id = frozen, 'base_scan'
+        scan_pub.publish(scan)
+        odom = Odometry()
+        odom.header.stamp = frozen
+        odom.pose.pose.orientation.w = 1.0
+        odom_pub.publish(odom)
+        return False
+
+    feeder = n.create_timer(0.1, inputs)
+    try:
+        assert h.spin_until(h.client.server_is_ready, 20.0), 'the server did not come up'
+        h.spin_until(lambda: False, 1.0)   # the clock, a scan and odometry reach the server
+        t0 = time.monotonic()
+        handle = h.send('move_forward', {'distance': 0.5, 'speed': 0.3})
+        assert handle.accepted, h.rejections[-1:]
+        assert h.spin_until(lambda: h.moving_cmds(t0), 10.0), \
+            f'no moving command from the goal (got {h.cmds[-3:]})'
+        v = h.moving_cmds(t0)[0][1]
+        assert 0.0 < v <= 0.3
+    finally:
+        n.destroy_timer(feeder)
+        assert _stop(server) == 0
+        h.close()

@@ -7,7 +7,8 @@ in this process that stamps every message it receives with its own monotonic clo
 
 End-to-end latency, as measured here (cmd_vel is unstamped, and stamps are sim time):
   capture   wall time at which the world's sim clock reached the camera frame's stamp (the
-            probe maps sim to wall time from the `clock` messages it received)
+            probe maps sim to wall time from the `clock` messages it received, interpolated
+            between the two around the stamp)
   frame     the probe receives the frame's camera_info (published with the image, same stamp)
   obs       the probe receives the Observation; its frame = the newest frame received before it
             (the observer publishes the newest detection on a timer and does not say which frame)
@@ -47,13 +48,21 @@ def cpu_percent(cpu_s0: float, cpu_s1: float, wall_s: float) -> float:
 
 
 def wall_at(clock: Sequence[Tuple[float, float]], sim_t: float) -> Optional[float]:
-    """Wall time at which the sim clock reached `sim_t`: the receipt of the first (wall, sim)
-    clock sample at or after it; None outside the samples (sim time must be increasing)."""
+    """Wall time at which the sim clock reached `sim_t`, interpolated between the receipts of
+    the (wall, sim) clock samples around it; None outside the samples (sim time must be
+    increasing). A 30 Hz frame falls between two 20 Hz samples: the first sample after it came
+    up to 50 ms later, which made frames look younger than they were."""
     sims = [s for _, s in clock]
-    i = bisect.bisect_left(sims, sim_t - 1e-6)
-    if i >= len(clock) or (i == 0 and sims[0] > sim_t + 0.05):  # before the probe listened
+    i = bisect.bisect_left(sims, sim_t - 1e-6)   # the first sample at or after sim_t
+    if i >= len(clock):
         return None
-    return clock[i][0]
+    w1, s1 = clock[i]
+    if s1 - sim_t <= 1e-6:
+        return w1
+    if i == 0:   # before the probe listened
+        return None
+    w0, s0 = clock[i - 1]
+    return w0 + (sim_t - s0) * (w1 - w0) / (s1 - s0)
 
 
 def newest_at_or_before(walls: Sequence[float], t: float) -> Optional[int]:
