@@ -1,6 +1,7 @@
 """The pure helpers of bench/graph_probe.py: chain matching, clock mapping, counts, ratios."""
 import math
 
+import pytest
 from llm_agent_bench.core import ratio_or_none
 
 from llm_agent_bench import graph_probe as gp
@@ -103,10 +104,5 @@ def test_a_timed_call_waits_on_the_future_itself_not_on_polling():
     threading.Timer(0.01, future.set_result, args=('answer',)).start()
     assert gp.Probe.wait_future(future, 5.0, 'a test answer') == 'answer'
     assert Watched.polls == 0
-    never = Future()
-    try:
-        gp.Probe.wait_future(never, 0.05, 'an answer that never comes')
-    except RuntimeError as exc:
-        assert 'an answer that never comes' in str(exc)
-    else:
-        raise AssertionError('a future never done did not time out')
+    with pytest.raises(RuntimeError, match='an answer that never comes'):
+        gp.Probe.wait_future(Future(), 0.05, 'an answer that never comes')

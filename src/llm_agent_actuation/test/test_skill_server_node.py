@@ -29,8 +29,8 @@ PY = sys.executable
 TARGET = (2.4, 0.0)     # the red target of config/worlds/room.yaml (robot starts at (-2, 0))
 
 
-def _start(module, params, env, name):
-    args = [PY, '-m', module, '--ros-args']
+def _start(module, params, env, name, ros_args=()):
+    args = [PY, '-m', module, '--ros-args', *ros_args]
     for k, v in params.items():
         args += ['-p', f'{k}:={v}']
     env = dict(env, PYTHONPATH=HERE + os.pathsep + env.get('PYTHONPATH', ''),
@@ -485,11 +485,8 @@ def test_a_goal_commands_the_base_at_once_not_at_the_next_control_period(ros_env
     from builtin_interfaces.msg import Time
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import LaserScan
-    env = dict(ros_env, PYTHONUNBUFFERED='1')
-    server = subprocess.Popen(
-        [PY, '-m', 'llm_agent_actuation.skill_server_node', '--ros-args', '-p',
-         'use_sim_time:=true', '-r', '/clock:=/frozen_clock'], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = _start('llm_agent_actuation.skill_server_node', {'use_sim_time': 'true'}, ros_env,
+                    'skill_server', ros_args=('-r', '/clock:=/frozen_clock'))
     h = Harness(ros_context)
     n = h.node
     frozen = Time(sec=100)
@@ -507,7 +504,6 @@ def test_a_goal_commands_the_base_at_once_not_at_the_next_control_period(ros_env
         odom.header.stamp = frozen
         odom.pose.pose.orientation.w = 1.0
         odom_pub.publish(odom)
-        return False
 
     feeder = n.create_timer(0.1, inputs)
     try:

@@ -39,7 +39,7 @@ def exit_after(seconds: float, status: int = 0) -> bool:
     if not sys.platform.startswith('linux') or ctypes.sizeof(ctypes.c_void_p) != 8:
         return False
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = ctypes.CDLL(None)
         timer_create, timer_settime, exit_now = libc.timer_create, libc.timer_settime, libc._exit
     except (OSError, AttributeError):
         return False
