@@ -62,13 +62,17 @@ def median_filter(r: np.ndarray, window: int) -> np.ndarray:
         return r.copy()
     half = window // 2
     padded = np.pad(r, half, mode='edge')
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
-    out = np.full(r.shape, np.nan, dtype=np.float32)
-    has = ~np.all(np.isnan(windows), axis=1)
-    if np.any(has):
-        # In float64: numpy averages the middle pair in the input's type, and two ranges near
-        # float32's maximum summed to inf (hypothesis found it).
-        out[has] = np.nanmedian(windows[has].astype(np.float64), axis=1)
+    # One sort of every window (NaN sorts last), then the middle of each window's valid values:
+    # np.nanmedian over the windows went through masked arrays, 0.4 ms a 360-beam scan here.
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+    valid = window - np.count_nonzero(np.isnan(windows), axis=1)
+    rows = np.arange(r.size)
+    # In float64: the middle pair of two ranges near float32's maximum summed to inf in float32
+    # (hypothesis found it).
+    low = windows[rows, np.maximum(valid - 1, 0) // 2].astype(np.float64)
+    high = windows[rows, valid // 2].astype(np.float64)
+    out = ((low + high) / 2.0).astype(np.float32)
+    out[valid == 0] = np.nan
     return out
 
 

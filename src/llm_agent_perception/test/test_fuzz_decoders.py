@@ -107,6 +107,23 @@ def test_filter_scan(ranges, angle_min, inc, rmin, rmax, window, down):
     assert np.all(np.isfinite(out.ranges))
 
 
+@FUZZ
+@given(st.lists(st.one_of(st.floats(width=32), st.just(float('nan'))), min_size=1, max_size=60),
+       st.integers(0, 4))
+@example([3.4028234663852886e+38, 3.4028234663852886e+38], 1)
+def test_median_filter_is_the_nan_median_of_each_window(ranges, half):
+    """The one-sort median (no masked arrays) against numpy's nanmedian, window by window."""
+    r = np.array(ranges, np.float32)
+    window = 2 * half + 1
+    padded = np.pad(r, half, mode='edge')
+    want = np.full(r.size, np.nan, np.float32)
+    for i in range(r.size):
+        w = padded[i:i + window].astype(np.float64)
+        if not np.all(np.isnan(w)):
+            want[i] = np.nanmedian(w)
+    assert np.array_equal(scan_processing.median_filter(r, window), want, equal_nan=True)
+
+
 def test_a_corrupt_frame_header_cannot_claim_a_huge_image():
     huge = bytearray(PNG)
     huge[16:24] = struct.pack('>II', 1 << 20, 1 << 20)
