@@ -45,6 +45,20 @@ def test_observation_age_uses_the_newest_frame_before_it():
     assert [round(a) for a in ages] == [50, 217]
 
 
+def test_arrival_is_when_dds_delivered_the_message_not_when_the_callback_ran():
+    wall_ns = 1_000_000_000_000
+    # Delivered 30 ms before the callback: the probe's monotonic 50.0 becomes 49.97.
+    assert math.isclose(gp.arrival({'received_timestamp': wall_ns - 30_000_000}, 50.0, wall_ns),
+                        49.97, abs_tol=1e-9)
+    # No timestamp from the rmw, or one from the future (a clock step): the callback's time.
+    assert gp.arrival({'received_timestamp': 0}, 50.0, wall_ns) == 50.0
+    assert gp.arrival({}, 50.0, wall_ns) == 50.0
+    assert gp.arrival({'received_timestamp': wall_ns + 10**9}, 50.0, wall_ns) == 50.0
+    # A wall clock stepped back by an hour is not an hour of delay.
+    assert gp.arrival({'received_timestamp': wall_ns - 3600 * 10**9}, 50.0, wall_ns) == \
+        50.0 - gp.MATCH_LIMIT_S
+
+
 def test_wall_at_maps_sim_time_and_refuses_outside():
     clock = [(50.0, 1.0), (50.5, 1.5), (51.0, 2.0)]
     # between two samples: interpolated, not the receipt of the next one (50.5)

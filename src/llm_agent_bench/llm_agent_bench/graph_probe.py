@@ -10,6 +10,8 @@ End-to-end latency, as measured here (cmd_vel is unstamped, and stamps are sim t
             probe maps sim to wall time from the `clock` messages it received, interpolated
             between the two around the stamp)
   frame     the probe receives the frame's camera_info (published with the image, same stamp)
+  (receives: the time DDS delivered the message to the probe, `arrival`, not when its
+  callback ran; the same for the clock messages, observations, decisions and cmd_vel)
   obs       the probe receives the Observation; its frame = the newest frame received before it
             (the observer publishes the newest detection on a timer and does not say which frame)
   decision  the probe receives the Decision whose stamp equals the Observation's stamp
@@ -91,6 +93,18 @@ class Records:
 
     def snapshot(self) -> 'Records':
         return Records(*(list(getattr(self, f)) for f in self.__dataclass_fields__))
+
+
+def arrival(info: Dict[str, Any], monotonic_now: Optional[float] = None,
+            wall_now_ns: Optional[int] = None) -> float:
+    """The probe's monotonic time at which DDS delivered a message (rmw's received_timestamp,
+    wall clock), not when its callback ran: a cmd_vel and the goal status published just before
+    it, taken by the executor in the other order, made the goal look later than its first
+    command (then the "first command after it" was the watchdog's, 0.5 s on)."""
+    mono = time.monotonic() if monotonic_now is None else monotonic_now
+    wall_ns = time.time_ns() if wall_now_ns is None else wall_now_ns
+    waited_s = (wall_ns - int(info.get('received_timestamp') or wall_ns)) * 1e-9
+    return mono - min(max(waited_s, 0.0), MATCH_LIMIT_S)   # a clock step is not a delay
 
 
 def chains(rec: Records, t0: float, t1: float) -> List[Dict[str, Any]]:
@@ -374,8 +388,8 @@ class Probe:
         def stamp(msg: Any) -> float:
             return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
 
-        def on_status(msg: Any) -> None:
-            t = now()
+        def on_status(msg: Any, info: Dict[str, Any]) -> None:
+            t = arrival(info)
             for s in msg.status_list:
                 gid = bytes(s.goal_info.goal_id.uuid).hex()
                 if s.status == GoalStatus.STATUS_EXECUTING and gid not in seen:
@@ -389,15 +403,16 @@ class Probe:
                                   | {'_message': s.message}))
 
         sensor = qos_profile_sensor_data
-        node.create_subscription(Clock, clock_topic(ns) if ns else '/clock', lambda m: rec.clock.append(
-            (now(), m.clock.sec + 1e-9 * m.clock.nanosec)), sensor)
+        node.create_subscription(Clock, clock_topic(ns) if ns else '/clock', lambda m, i: rec.clock.append(
+            (arrival(i), m.clock.sec + 1e-9 * m.clock.nanosec)), sensor)
         node.create_subscription(CameraInfo, 'camera/camera_info',
-                                 lambda m: rec.frames.append((now(), stamp(m))), sensor)
+                                 lambda m, i: rec.frames.append((arrival(i), stamp(m))), sensor)
         node.create_subscription(Observation, 'agent/observation',
-                                 lambda m: rec.observations.append((now(), stamp(m))), sensor)
-        node.create_subscription(Decision, 'agent/decision', lambda m: rec.decisions.append(
-            (now(), stamp(m), m.source, float(m.latency_ms))), 50)
-        node.create_subscription(Twist, 'cmd_vel', lambda m: rec.cmds.append(now()), 50)
+                                 lambda m, i: rec.observations.append((arrival(i), stamp(m))),
+                                 sensor)
+        node.create_subscription(Decision, 'agent/decision', lambda m, i: rec.decisions.append(
+            (arrival(i), stamp(m), m.source, float(m.latency_ms))), 50)
+        node.create_subscription(Twist, 'cmd_vel', lambda m, i: rec.cmds.append(arrival(i)), 50)
         node.create_subscription(GoalStatusArray, 'agent/execute_skill/_action/status', on_status,
                                  10)
         node.create_subscription(DiagnosticArray, 'diagnostics', on_diag, 50)
