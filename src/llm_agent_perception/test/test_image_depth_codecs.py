@@ -1,5 +1,6 @@
 """Image and depth codecs, decoded the way the stock image_transport plugins decode them."""
 import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -112,6 +113,23 @@ def test_16uc1_png_round_trips_exactly_through_stock_decoder(png_filter):
     np.testing.assert_array_equal(codes, depth)
     back, encoding = depth_codec.decode(enc.format, enc.data)
     np.testing.assert_array_equal(back, depth)
+
+
+@pytest.mark.parametrize('shape', [(1, 1), (1, 7), (5, 1), (3, 4), (37, 53)])
+@pytest.mark.parametrize('level', [0, 1, 9])
+def test_our_16_bit_png_writer_is_read_exactly_by_imdecode(shape, level):
+    """png16_up (the default 'up' filter's writer) against cv::imdecode, the stock plugin's
+    decoder: every 16-bit value, both bytes of it, and rows of any length."""
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1] + level)
+    codes = rng.integers(0, 65536, size=shape, dtype=np.uint16)
+    codes[0, 0], codes[-1, -1] = 0, 65535
+    png = depth_codec.png16_up(codes, level)
+    back = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16 and back.shape == shape
+    np.testing.assert_array_equal(back, codes)
+    # Every row carries filter type 2 (Up), as the parameter says.
+    rows = np.frombuffer(zlib.decompress(png[8 + 25 + 8:-12 - 4]), np.uint8)
+    assert np.all(rows.reshape(shape[0], 2 * shape[1] + 1)[:, 0] == 2)
 
 
 def test_png_filter_is_checked():
