@@ -469,7 +469,9 @@ class StreamInput:
         self._node = node
         self.subscription = subscription
         node._subscriptions.remove(subscription)   # out of every executor's wait set
-        self._handler = node._guard(subscription.topic_name.replace('/', '_'), handler)
+        self._name = subscription.topic_name.replace('/', '_')
+        self._unguarded = handler
+        self._handler = node._guard(self._name, handler)
         # Not the node's: only this thread waits on it (close() wakes the thread with it).
         self._wake = GuardCondition(None, None, context=node.context)
         self._stop = False
@@ -496,6 +498,10 @@ class StreamInput:
         except Exception as exc:  # noqa: BLE001 - the context shut down under the wait
             if not self._stop:
                 self._node.get_logger().error(f'input {sub.topic_name} stopped: {exc!r}')
+
+    def guard(self) -> None:
+        """Guard the handler now (a stream made before its node had its CallbackErrors)."""
+        self._handler = self._node._guard(self._name, self._unguarded)
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop the thread (after the message in hand) and destroy the subscription."""
@@ -576,6 +582,8 @@ class GuardedNode(Node):
         self._stream_inputs: List[StreamInput] = []
         super().__init__(*args, **kwargs)
         self.callback_errors = CallbackErrors(self.get_logger())
+        for stream in self._stream_inputs:   # /clock's, adopted while Node.__init__ ran
+            stream.guard()
         self.qos_watch = QosWatch(self)
         for pub in self.publishers:   # parameter_events, made by Node's own __init__
             self.qos_watch.add('publisher', pub.topic_name, pub.qos_profile)

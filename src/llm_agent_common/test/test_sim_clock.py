@@ -39,6 +39,11 @@ def test_sim_clock_is_read_off_the_executor_and_still_drives_time_and_timers(ros
             pub.publish(Clock(clock=TimeMsg(sec=sec, nanosec=int(round((sim_s[0] - sec) * 1e9)))))
             return False
 
+        # A clock message rclpy cannot read (negative time) is counted; the thread carries on.
+        pub.publish(Clock(clock=TimeMsg(sec=-5, nanosec=0)))
+        assert spin_until(executor, lambda: node.callback_errors.total == 1, 5.0)
+        assert len(_clock_threads()) == 1
+
         # Sim time advances only with /clock: ten ticks of 0.1 s pass a 0.5 s timer at least once.
         assert spin_until(executor, lambda: tick() or len(fired) >= 2, 10.0, step_s=0.02)
         assert all(9.9e9 < t < sim_s[0] * 1e9 + 1 for t in fired)
