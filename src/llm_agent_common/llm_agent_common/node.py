@@ -440,8 +440,9 @@ class PolledSubscription:
 class StreamInput:
     """A subscription served by a thread of its own that waits on DDS for it alone and runs the
     handler there, for a node's one fast input (a 30 Hz camera) and, through `adopt`, rclpy's
-    own /clock subscription under use_sim_time: the executor does not wake per message. An rclpy executor wake-up rebuilds and waits on a wait set of every entity of the
-    node (its parameter services among them): a compressor at 30 Hz 640x480 took 7.3 % of a core
+    own /clock subscription under use_sim_time: the executor does not wake per message. An
+    rclpy executor wake-up rebuilds and waits on a wait set of every entity of the node (its
+    parameter services among them): a compressor at 30 Hz 640x480 took 7.3 % of a core
     with its frames handed from the executor to a worker thread, 5.6 % taking them here (AMD
     EPYC, the same run). The executor still serves the node's timers and services.
 
